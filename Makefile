@@ -1,0 +1,87 @@
+# AegisBPF. `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CLANG       := clang-19
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(or $(shell git rev-parse --verify -q HEAD 2>/dev/null),unknown)
+BIN         := bin/aegisbpf
+GO_LDFLAGS  := -s -w -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Version=$(VERSION) \
+               -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Commit=$(COMMIT)
+FUZZTIME    ?= 15s
+# package:FuzzName pairs run by `make fuzz`.
+FUZZ_TARGETS ?=
+STAGE       := tests/stage.sh
+
+export CGO_ENABLED := 0
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install the Debian packages the project needs (idempotent)
+	@tests/deps.sh
+
+.PHONY: build
+build: ## build the static aegisbpf binary into bin/
+	go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $(BIN) ./agent/cmd/aegisbpf
+	@file $(BIN) 2>/dev/null | grep -q 'statically linked' || { echo "$(BIN) is not statically linked"; exit 1; }
+
+.PHONY: generate
+generate: deps ## regenerate the BPF objects and Go bindings with clang-19
+	go generate ./bpf/...
+
+.PHONY: check-generate
+check-generate: deps ## fail if the committed BPF objects differ from a fresh generation
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	cp go.mod go.sum "$$tmp/" && cp -r bpf "$$tmp/bpf" && \
+	rm -f "$$tmp"/bpf/*_bpfel.go "$$tmp"/bpf/*_bpfel.o && \
+	(cd "$$tmp" && go generate ./bpf/...) && \
+	diff -r bpf "$$tmp/bpf" >/dev/null || { \
+		echo "check-generate: bpf/ differs from a fresh 'make generate':"; \
+		diff -rq bpf "$$tmp/bpf"; exit 1; }
+	@echo "check-generate: generated BPF objects are up to date"
+
+.PHONY: lint
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go run $(STATICCHECK) ./...
+
+.PHONY: test-unit
+test-unit: ## unit tests (no privileges, no VM)
+	go test -count=1 ./...
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME (seed corpora always run in test-unit)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
+.PHONY: test-kernel
+test-kernel: deps ## real BPF LSM tests in qemu on the 6.1 and 6.12 kernels
+	go run ./tests/vm/cmd/vmtest -kernels all
+
+.PHONY: test
+test: deps ## everything CI runs: lint, check-generate, unit, fuzz, kernel tests
+	@export STAGE_LOG=$$(mktemp) && trap 'rm -f "$$STAGE_LOG"' EXIT && \
+	rc=0; for s in lint check-generate test-unit fuzz test-kernel; do \
+		$(STAGE) $$s $(MAKE) --no-print-directory $$s || { rc=1; break; }; \
+	done; \
+	echo; echo "make test: stage times"; cat "$$STAGE_LOG"; \
+	[ $$rc -eq 0 ] && echo "make test: PASS" || echo "make test: FAIL"; exit $$rc
+
+.PHONY: demo
+demo: deps build ## build and boot what exists so far, narrated (the full appliance demo is coming)
+	@tests/demo.sh
+
+.PHONY: clean
+clean: ## remove build outputs (the download cache in ~/.cache/aegisbpf stays)
+	rm -rf bin
