@@ -9,6 +9,6 @@ func KernelDev(statDev uint64) uint32 {
 }
 
 // InodeKeyOf returns the deny-map key of the inode that st describes.
-func InodeKeyOf(st *unix.Stat_t) FileInodeKey {
-	return FileInodeKey{Ino: st.Ino, Dev: KernelDev(st.Dev)}
+func InodeKeyOf(st *unix.Stat_t) AegisInodeKey {
+	return AegisInodeKey{Ino: st.Ino, Dev: KernelDev(st.Dev)}
 }

@@ -1,23 +1,133 @@
-/* abi.h: every struct that both BPF C and Go see. Go gets these types from
- * bpf2go -type, never from a hand-written mirror. Rules: fixed-width types,
- * natural alignment, explicit padding, no packed. */
+/* abi.h: every struct and constant that both BPF C and Go see. Go gets the
+ * structs from bpf2go -type, never from a hand-written mirror. Rules:
+ * fixed-width types, natural alignment, explicit padding, no packed. */
 #ifndef AEGIS_ABI_H
 #define AEGIS_ABI_H
 
 #include <linux/types.h>
 
-/* Key of the inode deny map: the kernel's dev_t of the super block (MAJOR<<20
- * | MINOR, not the userspace encoding) and the inode number. */
+#define AEGIS_PATH_LEN 256
+#define AEGIS_COMM_LEN 16
+#define AEGIS_NAME_LEN 256
+
+/* The walk from a file up to its filesystem root stops after this many
+ * ancestors; a deeper file is "unresolved" (denied in enforce mode). */
+#define AEGIS_MAX_DEPTH 512
+
+/* A rule index meaning "no rule" (unresolved decisions). */
+#define AEGIS_NO_RULE 0xffffffffu
+
+enum aegis_hook {
+	AEGIS_HOOK_FILE_OPEN = 0,
+	AEGIS_HOOK_EXEC = 1,
+	AEGIS_HOOK_MMAP_EXEC = 2,
+	AEGIS_HOOK_MPROTECT_EXEC = 3,
+	AEGIS_HOOK_RENAME = 4,
+	AEGIS_HOOK_UNLINK = 5,
+	AEGIS_HOOK_LINK = 6,
+	AEGIS_HOOK_MAX = 8,
+};
+
+enum aegis_action {
+	AEGIS_ACTION_ALLOW = 0,
+	AEGIS_ACTION_DENY = 1,       /* enforce: -EPERM */
+	AEGIS_ACTION_AUDIT = 2,      /* audit: allowed, would have been denied */
+	AEGIS_ACTION_UNRESOLVED = 3, /* walk bound hit: denied in enforce mode */
+	AEGIS_ACTION_MAX = 4,
+};
+
+/* Access kinds: the index into rule_ref's arrays. */
+enum aegis_access {
+	AEGIS_ACCESS_READ = 0,
+	AEGIS_ACCESS_WRITE = 1,
+	AEGIS_ACCESS_EXEC = 2,
+	AEGIS_ACCESS_MAX = 3,
+};
+
+/* Stat counters (per CPU), beside the hook x action decision counters. */
+enum aegis_stat {
+	AEGIS_STAT_RINGBUF_DROPS = 0,
+	AEGIS_STAT_UNRESOLVED = 1,
+	AEGIS_STAT_MAX = 4,
+};
+
+/* An inode: the kernel's dev_t of its super block (MAJOR<<20 | MINOR, not
+ * the userspace st_dev encoding) and its number. */
 struct inode_key {
 	__u64 ino;
 	__u32 dev;
 	__u32 _pad;
 };
 
-/* Value of the inode deny map. */
-struct inode_rule {
-	__u32 rule;  /* dense rule index from the compiled policy */
-	__u32 flags; /* reserved, zero */
+/* A name in a directory: the directory's inode and the FNV-1a 64 hash of
+ * the entry's name. Catches a protected name re-created or replaced. */
+struct name_key {
+	__u64 parent_ino;
+	__u64 name_hash;
+	__u32 dev;
+	__u32 _pad;
+};
+
+/* What an inode or name is protected by: for each access kind, the rule
+ * index + 1 (0 = none), for the object itself (self) and for everything
+ * below it when it is a directory (below). */
+struct rule_ref {
+	__u32 self[AEGIS_ACCESS_MAX];
+	__u32 below[AEGIS_ACCESS_MAX];
+};
+
+enum aegis_rule_flags {
+	AEGIS_RULE_AUDIT = 1, /* allow and report instead of deny */
+};
+
+enum aegis_scope_mode {
+	AEGIS_SCOPE_ALL = 0,    /* the rule applies everywhere */
+	AEGIS_SCOPE_ONLY = 1,   /* only in the listed cgroups (and below) */
+	AEGIS_SCOPE_EXCEPT = 2, /* everywhere but the listed cgroups (and below) */
+};
+
+/* One compiled rule, indexed by its dense rule index. */
+struct rule_info {
+	__u32 flags;
+	__u32 scope_mode;
+	__u32 scope_id;
+	__u32 _pad;
+};
+
+/* A cgroup listed in a scope. */
+struct scope_key {
+	__u64 cgroup_id;
+	__u32 scope_id;
+	__u32 _pad;
+};
+
+/* Per-rule, per-CPU hit counters. */
+struct rule_counter {
+	__u64 denied;
+	__u64 audited;
+};
+
+/* One decision reported to user space through the ring buffer. */
+struct event {
+	__u64 time_ns; /* bpf_ktime_get_boot_ns */
+	__u64 cgroup_id;
+	__u64 ino;
+	__u32 dev;
+	__u32 pid;  /* thread id */
+	__u32 tgid; /* process id */
+	__u32 ppid;
+	__u32 uid;
+	__u32 rule; /* rule index, or AEGIS_NO_RULE */
+	__u8 hook;
+	__u8 action;
+	__u8 access;
+	__u8 family;   /* network events: AF_INET / AF_INET6 */
+	__u16 port;    /* network events, host byte order */
+	__u8 protocol; /* network events: IPPROTO_* */
+	__u8 _pad0;
+	__u8 addr[16]; /* network events */
+	char comm[AEGIS_COMM_LEN];
+	char path[AEGIS_PATH_LEN];
 };
 
 #endif

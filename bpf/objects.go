@@ -9,6 +9,6 @@ type Object struct {
 // Objects returns the embedded BPF objects in a fixed order.
 func Objects() []Object {
 	return []Object{
-		{Name: "file", Bytes: _FileBytes},
+		{Name: "aegis", Bytes: _AegisBytes},
 	}
 }

@@ -1,16 +1,29 @@
 /* Minimal kernel types for CO-RE. Only the fields AegisBPF reads are declared;
- * preserve_access_index makes libbpf/cilium-ebpf relocate each access against
- * the running kernel's BTF, so layout differences between kernels do not
- * matter. Never add a field here without a CO-RE read of it. */
+ * preserve_access_index makes the loader relocate each access against the
+ * running kernel's BTF, so layout differences between kernels do not matter.
+ * Hook arguments are declared with the kernel's own struct names so the
+ * verifier matches them against vmlinux BTF. */
 #ifndef AEGIS_KERNEL_H
 #define AEGIS_KERNEL_H
 
 #include <linux/types.h>
 #include <linux/bpf.h>
 
+typedef __u8 u8;
+typedef __u16 u16;
 typedef __u32 u32;
 typedef __u64 u64;
+typedef __s64 s64;
 typedef __u32 dev_t;
+typedef unsigned int fmode_t;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+#define FMODE_READ  0x1
+#define FMODE_WRITE 0x2
+#define PROT_EXEC   0x4
+#define VM_EXEC     0x00000004
 
 struct super_block {
 	dev_t s_dev;
@@ -18,11 +31,56 @@ struct super_block {
 
 struct inode {
 	unsigned long i_ino;
+	unsigned short i_mode;
 	struct super_block *i_sb;
 } __attribute__((preserve_access_index));
 
+struct qstr {
+	union {
+		struct {
+			u32 hash;
+			u32 len;
+		};
+		u64 hash_len;
+	};
+	const unsigned char *name;
+} __attribute__((preserve_access_index));
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+	struct super_block *d_sb;
+} __attribute__((preserve_access_index));
+
+struct vfsmount {
+	struct dentry *mnt_root;
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+} __attribute__((preserve_access_index));
+
 struct file {
+	struct path f_path;
 	struct inode *f_inode;
+	fmode_t f_mode;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	struct file *file;
+} __attribute__((preserve_access_index));
+
+struct vm_area_struct {
+	unsigned long vm_flags;
+	struct file *vm_file;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	int pid;
+	int tgid;
+	struct task_struct *real_parent;
 } __attribute__((preserve_access_index));
 
 #endif

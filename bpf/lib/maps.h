@@ -1,0 +1,113 @@
+/* maps.h: the maps of one AegisBPF instance. Sizes here are placeholders:
+ * the loader sets every max_entries from the compiled policy before load,
+ * so kernel memory follows the policy (see agent/engine). */
+#ifndef AEGIS_MAPS_H
+#define AEGIS_MAPS_H
+
+#include "../include/kernel.h"
+#include <bpf/bpf_helpers.h>
+#include "../abi.h"
+
+/* Inodes protected by a rule: files, and directories whose subtree is. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct inode_key);
+	__type(value, struct rule_ref);
+} inode_rules SEC(".maps");
+
+/* Names protected in a directory, so a replaced or re-created object at a
+ * protected path is still matched. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct name_key);
+	__type(value, struct rule_ref);
+} name_rules SEC(".maps");
+
+/* Directories holding at least one name in name_rules: the name of an entry
+ * is read and hashed only when its parent is here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct inode_key);
+	__type(value, __u32);
+} watched_dirs SEC(".maps");
+
+/* Super blocks holding a subtree rule: only files on these walk up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} subtree_devs SEC(".maps");
+
+/* Ancestor directories of protected paths: they may not be renamed or
+ * removed, so a protected path cannot be moved from under its rule. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct inode_key);
+	__type(value, __u32);
+} pinned_dirs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_info);
+} rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct scope_key);
+	__type(value, __u32);
+} scopes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rule_counter);
+} rule_counters SEC(".maps");
+
+/* Decisions by hook and action: index hook * AEGIS_ACTION_MAX + action. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AEGIS_HOOK_MAX * AEGIS_ACTION_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} decisions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, AEGIS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+/* Set by the loader before load. */
+const volatile __u32 cfg_deny_unresolved = 1; /* enforce mode: deny what cannot be resolved */
+
+static __always_inline void count_stat(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &stat);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_decision(__u32 hook, __u32 action)
+{
+	__u32 idx = hook * AEGIS_ACTION_MAX + action;
+	__u64 *v = bpf_map_lookup_elem(&decisions, &idx);
+	if (v)
+		*v += 1;
+}
+
+#endif
