@@ -10,9 +10,9 @@ COMMIT      ?= $(or $(shell git rev-parse --verify -q HEAD 2>/dev/null),unknown)
 BIN         := bin/aegisbpf
 GO_LDFLAGS  := -s -w -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Version=$(VERSION) \
                -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Commit=$(COMMIT)
-FUZZTIME    ?= 15s
+FUZZTIME    ?= 10s
 # package:FuzzName pairs run by `make fuzz`.
-FUZZ_TARGETS ?=
+FUZZ_TARGETS ?= ./policy:FuzzParse ./policy/sign:FuzzEnvelope ./agent/events:FuzzDecode ./image/layer:FuzzParseManifest ./image/layer:FuzzParseSignature ./image/layer:FuzzParseVeritySuperblock
 STAGE       := tests/stage.sh
 
 export CGO_ENABLED := 0
@@ -62,7 +62,7 @@ fuzz: ## run each fuzz target for FUZZTIME (seed corpora always run in test-unit
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
-		go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=200x $$pkg || exit 1; \
 	done
 
 .PHONY: test-kernel

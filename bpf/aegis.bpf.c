@@ -31,14 +31,19 @@ static __always_inline void fill_file(struct event *e, struct file *file, struct
 	bpf_probe_read_kernel_str(e->path, sizeof(e->path), name);
 }
 
-/* check_file decides access to the object behind file (or dentry d when
- * file is not a trusted hook argument) and reports. */
-static __always_inline int check_dentry(struct file *file, struct dentry *d, __u32 hook, __u32 access, bool with_path)
+/* addr_of returns p as a plain address. decide_dentry takes dentries as
+ * addresses; a trusted hook argument must first lose its pointer type. */
+static __always_inline __u64 addr_of(const void *p)
 {
-	struct walk w;
-	__u32 rule;
-	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
-	__u32 action = decide_dentry(&w, d, dev, access, &rule);
+	__u64 a = 0;
+	bpf_probe_read_kernel(&a, sizeof(a), &p);
+	return a;
+}
+
+/* emit reports a decision on the object at d and returns the verdict. */
+static __always_inline int emit(struct file *file, struct dentry *d, __u32 dev, __u32 hook, __u32 access,
+				__u32 action, __u32 rule, bool with_path)
+{
 	struct event *e = report(hook, action, access, rule);
 	if (e) {
 		fill_file(e, file, d, dev, BPF_CORE_READ(d, d_inode, i_ino), with_path);
@@ -47,18 +52,74 @@ static __always_inline int check_dentry(struct file *file, struct dentry *d, __u
 	return verdict(action);
 }
 
+/* check_dentry decides one access to the object at d and reports it. */
+static __always_inline int check_dentry(struct file *file, struct dentry *d, __u32 hook, __u32 access, bool with_path)
+{
+	__u32 rule;
+	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
+	__u32 action = decide_dentry((__u64)d, dev, access, &rule);
+	return emit(file, d, dev, hook, access, action, rule, with_path);
+}
+
+/* stronger orders actions: deny, unresolved, audit, allow. */
+static __always_inline __u32 rank(__u32 action)
+{
+	switch (action) {
+	case AEGIS_ACTION_DENY:
+		return 3;
+	case AEGIS_ACTION_UNRESOLVED:
+		return 2;
+	case AEGIS_ACTION_AUDIT:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline bool stronger(__u32 a, __u32 b)
+{
+	return rank(a) > rank(b);
+}
+
+/* file_dentry returns the dentry of the object file really opens. A backing
+ * file that overlayfs opens for a merged-view file carries the overlay's
+ * path but the real (lower or upper) inode: then walk from that inode's
+ * dentry, so rules on the real file system hold through the overlay. */
+static __always_inline struct dentry *file_dentry(struct file *file)
+{
+	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (!inode || BPF_CORE_READ(inode, i_sb) == BPF_CORE_READ(d, d_sb))
+		return d;
+	struct hlist_node *alias = BPF_CORE_READ(inode, i_dentry.first);
+	if (!alias)
+		return d;
+	return (struct dentry *)((void *)alias - bpf_core_field_offset(struct dentry, d_u.d_alias));
+}
+
 SEC("lsm/file_open")
 int BPF_PROG(aegis_file_open, struct file *file)
 {
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
+	struct dentry *d = file_dentry(file);
 	fmode_t mode = BPF_CORE_READ(file, f_mode);
-	int ret = 0;
+	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
+	__u32 action = AEGIS_ACTION_ALLOW, rule = AEGIS_NO_RULE, access = AEGIS_ACCESS_READ;
 
-	if (mode & FMODE_WRITE)
-		ret = check_dentry(file, d, AEGIS_HOOK_FILE_OPEN, AEGIS_ACCESS_WRITE, true);
-	if (ret == 0 && (mode & FMODE_READ))
-		ret = check_dentry(file, d, AEGIS_HOOK_FILE_OPEN, AEGIS_ACCESS_READ, true);
-	return ret;
+	/* One open is one decision and at most one event, whichever of its
+	 * access kinds is most strongly refused. */
+	if (mode & FMODE_WRITE) {
+		action = decide_dentry((__u64)d, dev, AEGIS_ACCESS_WRITE, &rule);
+		access = AEGIS_ACCESS_WRITE;
+	}
+	if ((mode & FMODE_READ) && action != AEGIS_ACTION_DENY) {
+		__u32 r_rule;
+		__u32 r_action = decide_dentry((__u64)d, dev, AEGIS_ACCESS_READ, &r_rule);
+		if (stronger(r_action, action)) {
+			action = r_action;
+			rule = r_rule;
+			access = AEGIS_ACCESS_READ;
+		}
+	}
+	return emit(file, d, dev, AEGIS_HOOK_FILE_OPEN, access, action, rule, true);
 }
 
 SEC("lsm/bprm_check_security")
@@ -102,7 +163,6 @@ int BPF_PROG(aegis_file_mprotect, struct vm_area_struct *vma, unsigned long reqp
  * may not be removed or replaced either. */
 static __always_inline int guard_object(struct dentry *d, __u32 hook, bool any_access)
 {
-	struct walk w;
 	__u32 rule = AEGIS_NO_RULE;
 	__u32 action = AEGIS_ACTION_ALLOW;
 	__u32 access = AEGIS_ACCESS_WRITE;
@@ -124,7 +184,7 @@ static __always_inline int guard_object(struct dentry *d, __u32 hook, bool any_a
 		if (!any_access && a != AEGIS_ACCESS_WRITE)
 			continue;
 		access = a;
-		action = decide_dentry(&w, d, dev, a, &rule);
+		action = decide_dentry(addr_of(d), dev, a, &rule);
 		/* The object itself was checked; moving it is not an access. */
 		if (action == AEGIS_ACTION_UNRESOLVED)
 			action = AEGIS_ACTION_ALLOW;

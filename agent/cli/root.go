@@ -49,6 +49,8 @@ func Root() *Command {
 			keygenCommand(),
 			policyCommand(),
 			imageCommand(),
+			statusCommand(),
+			eventsCommand(),
 		},
 	}
 }

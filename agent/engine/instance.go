@@ -24,11 +24,44 @@ const DefaultRoot = "/sys/fs/bpf/aegisbpf"
 // DefaultRingBufferSize is the event ring buffer size in bytes.
 const DefaultRingBufferSize = 1 << 20
 
+// DefaultMaxEntries is the capacity of each rule map: the largest policy
+// the engine accepts (policy.MaxFileRules and friends stay below it).
+const DefaultMaxEntries = 1 << 20
+
 // Engine applies rule sets as pinned instances under Root.
 type Engine struct {
 	Root           string
 	RingBufferSize uint32
-	Log            *slog.Logger
+	// MaxEntries caps every rule map; 0 means DefaultMaxEntries.
+	MaxEntries int
+	Log        *slog.Logger
+
+	mu      sync.Mutex
+	current *Instance // the instance this process applied last
+}
+
+// ErrCapacity is returned (wrapped) when a rule set does not fit.
+var ErrCapacity = errors.New("policy exceeds map capacity")
+
+// CheckCapacity reports every map rs would overfill.
+func (e *Engine) CheckCapacity(rs *RuleSet) error {
+	limit := e.MaxEntries
+	if limit == 0 {
+		limit = DefaultMaxEntries
+	}
+	var errs []error
+	names := make([]string, 0)
+	sizes := rs.Sizes()
+	for name := range sizes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if n := sizes[name]; n > limit {
+			errs = append(errs, fmt.Errorf("%w: map %s needs %d entries, capacity is %d", ErrCapacity, name, n, limit))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Instance is one loaded, attached and pinned copy of the programs and maps.
@@ -79,6 +112,9 @@ func (e *Engine) lock() (func(), error) {
 // new instance is fully attached, it is torn down and the running instances
 // are untouched: the previous policy keeps enforcing.
 func (e *Engine) Apply(rs *RuleSet) (*Instance, error) {
+	if err := e.CheckCapacity(rs); err != nil {
+		return nil, fmt.Errorf("refusing the policy, the running one stays: %w", err)
+	}
 	unlock, err := e.lock()
 	if err != nil {
 		return nil, err
@@ -101,6 +137,15 @@ func (e *Engine) Apply(rs *RuleSet) (*Instance, error) {
 		if err := e.release(id); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	// This process's descriptors of the previous instance are the last
+	// references to its links: closing them detaches it.
+	e.mu.Lock()
+	prev := e.current
+	e.current = inst
+	e.mu.Unlock()
+	if prev != nil {
+		prev.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return inst, fmt.Errorf("releasing old instances (the new one enforces): %w", err)
@@ -156,9 +201,11 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 			os.RemoveAll(inst.Dir)
 		}
 	}()
+	tf := time.Now()
 	if err := fill(coll, rs); err != nil {
 		return nil, err
 	}
+	e.log().Debug("maps filled", "took", time.Since(tf))
 	for _, d := range []string{"links", "maps"} {
 		if err := os.MkdirAll(filepath.Join(inst.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("creating pin directory: %w", err)
@@ -178,10 +225,12 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		ta := time.Now()
 		l, err := link.AttachLSM(link.LSMOptions{Program: coll.Programs[name]})
 		if err != nil {
 			return nil, fmt.Errorf("attaching %s: %w", name, err)
 		}
+		e.log().Debug("attached", "program", name, "took", time.Since(ta))
 		inst.links[name] = l
 		if err := l.Pin(filepath.Join(inst.Dir, "links", name)); err != nil {
 			return nil, fmt.Errorf("pinning link %s: %w", name, err)
@@ -285,7 +334,69 @@ func (e *Engine) Release(id string) error {
 		return err
 	}
 	defer unlock()
-	return e.release(id)
+	// A process that applied this instance still holds its links open.
+	e.mu.Lock()
+	if e.current != nil && e.current.ID == id {
+		e.current.Close()
+		e.current = nil
+	}
+	e.mu.Unlock()
+	ids, err := e.linkIDs(id)
+	if err != nil {
+		return err
+	}
+	if err := e.release(id); err != nil {
+		return err
+	}
+	return waitDetached(ids, 10*time.Second)
+}
+
+// linkIDs returns the kernel ids of the programs behind instance id's
+// pinned links.
+func (e *Engine) linkIDs(id string) ([]ebpf.ProgramID, error) {
+	dir := filepath.Join(e.root(), id, "links")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []ebpf.ProgramID
+	for _, en := range entries {
+		l, err := link.LoadPinnedLink(filepath.Join(dir, en.Name()), nil)
+		if err != nil {
+			return nil, fmt.Errorf("opening pinned link %s: %w", en.Name(), err)
+		}
+		info, err := l.Info()
+		l.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading link %s: %w", en.Name(), err)
+		}
+		ids = append(ids, info.Program)
+	}
+	return ids, nil
+}
+
+// waitDetached waits until no program in ids exists any more. The kernel
+// may detach and free a link after its last reference goes; the program
+// is gone only once nothing runs it, so a release is complete then.
+func waitDetached(ids []ebpf.ProgramID, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, id := range ids {
+		for {
+			p, err := ebpf.NewProgramFromID(id)
+			if err != nil {
+				break // gone
+			}
+			p.Close()
+			if time.Now().After(deadline) {
+				return fmt.Errorf("program %d is still loaded %s after release: another process holds it", id, timeout)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 func (e *Engine) release(id string) error {

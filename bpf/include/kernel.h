@@ -29,10 +29,20 @@ struct super_block {
 	dev_t s_dev;
 } __attribute__((preserve_access_index));
 
+struct hlist_node {
+	struct hlist_node *next;
+	struct hlist_node **pprev;
+} __attribute__((preserve_access_index));
+
+struct hlist_head {
+	struct hlist_node *first;
+} __attribute__((preserve_access_index));
+
 struct inode {
 	unsigned long i_ino;
 	unsigned short i_mode;
 	struct super_block *i_sb;
+	struct hlist_head i_dentry; /* in an anonymous union in the kernel */
 } __attribute__((preserve_access_index));
 
 struct qstr {
@@ -51,6 +61,9 @@ struct dentry {
 	struct qstr d_name;
 	struct inode *d_inode;
 	struct super_block *d_sb;
+	union {
+		struct hlist_node d_alias;
+	} d_u;
 } __attribute__((preserve_access_index));
 
 struct vfsmount {

@@ -57,10 +57,15 @@ static __always_inline struct event *report(__u32 hook, __u32 action, __u32 acce
 	return e;
 }
 
-/* verdict maps an action to the hook's return value. */
+/* verdict maps an action to the hook's return value. Newer verifiers
+ * require an LSM program to provably return a value in [-4095, 0]; the
+ * barrier keeps clang from folding the test into arithmetic the verifier
+ * cannot bound. */
 static __always_inline int verdict(__u32 action)
 {
-	if (action == AEGIS_ACTION_DENY || action == AEGIS_ACTION_UNRESOLVED)
+	int deny = action == AEGIS_ACTION_DENY || action == AEGIS_ACTION_UNRESOLVED;
+	asm volatile("" : "+r"(deny));
+	if (deny)
 		return -1; /* -EPERM */
 	return 0;
 }

@@ -55,26 +55,29 @@ final:
 	return 1;
 }
 
-/* decide_dentry runs the walk for d on super block dev. It returns the
- * action and sets *rule to the matching rule index (AEGIS_NO_RULE if none). */
-static __always_inline __u32 decide_dentry(struct walk *w, struct dentry *d, __u32 dev, __u32 access, __u32 *rule)
+/* decide_dentry runs the walk for the dentry at address d on super block
+ * dev and returns the action, with *rule set to the matching rule index
+ * (AEGIS_NO_RULE if none). It is a global function so the verifier checks
+ * it once per program rather than at every call site; the dentry travels
+ * as a plain address because it is only ever read with CO-RE probe reads. */
+__noinline int decide_dentry(__u64 d, __u32 dev, __u32 access, __u32 *rule)
 {
-	w->m.ref = 0;
-	w->m.audit = 0;
-	w->cur = d;
-	w->dev = dev;
-	w->access = access;
-	w->level = 0;
-	w->done = false;
-	w->climb = dev_has_subtrees(dev);
-	bpf_loop(AEGIS_MAX_DEPTH, walk_step, w, 0);
+	struct walk w = {};
 
-	if (w->m.ref) {
-		*rule = w->m.ref - 1;
-		return w->m.audit ? AEGIS_ACTION_AUDIT : AEGIS_ACTION_DENY;
+	if (!rule)
+		return AEGIS_ACTION_ALLOW;
+	w.cur = (struct dentry *)d;
+	w.dev = dev;
+	w.access = access;
+	w.climb = dev_has_subtrees(dev);
+	bpf_loop(AEGIS_MAX_DEPTH, walk_step, &w, 0);
+
+	if (w.m.ref) {
+		*rule = w.m.ref - 1;
+		return w.m.audit ? AEGIS_ACTION_AUDIT : AEGIS_ACTION_DENY;
 	}
 	*rule = AEGIS_NO_RULE;
-	if (!w->done) {
+	if (!w.done) {
 		count_stat(AEGIS_STAT_UNRESOLVED);
 		return cfg_deny_unresolved ? AEGIS_ACTION_UNRESOLVED : AEGIS_ACTION_ALLOW;
 	}

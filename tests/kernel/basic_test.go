@@ -1,6 +1,10 @@
 package kernel
 
 import (
+	"log/slog"
+
+	"github.com/cilium/ebpf/btf"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,7 +35,13 @@ func TestDenyExactFile(t *testing.T) {
 // this guest (TCG inflates it; see docs/PERFORMANCE.md for the factor).
 func TestLoadTime(t *testing.T) {
 	e, dir := setup(t)
+	e.Log = slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	writeFile(t, filepath.Join(dir, "f"), "x")
+	tb := time.Now()
+	if _, err := btf.LoadKernelSpec(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kernel BTF parse: %s", time.Since(tb))
 	start := time.Now()
 	apply(t, e, true, engine.FileRule{ID: "f", Path: filepath.Join(dir, "f"), Access: engine.AccessRead})
 	t.Logf("resolve+load+attach: %s", time.Since(start))

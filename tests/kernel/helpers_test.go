@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf/rlimit"
@@ -84,7 +85,9 @@ func runHelper(args []string) int {
 			return result(err)
 		}
 		fmt.Println("ready")
-		select {}
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 	fmt.Fprintln(os.Stderr, "helper: unknown action", args[0])
 	return 2

@@ -138,7 +138,7 @@ func Run(ctx context.Context, k *Kernel, job *Job, workDir string, out io.Writer
 		accel = "tcg"
 	}
 	args := []string{
-		"-accel", accel, "-cpu", "max", "-smp", "2", "-m", strconv.Itoa(mem),
+		"-accel", accelArg(accel), "-cpu", "max", "-smp", "2", "-m", strconv.Itoa(mem),
 		"-nodefaults", "-no-reboot", "-display", "none", "-serial", "stdio",
 		"-kernel", k.Vmlinuz, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet loglevel=3 " + CmdlineLSM,
@@ -233,4 +233,17 @@ func parseConsole(r io.Reader, res *Result, out io.Writer, prefix string) {
 			}
 		}
 	}
+}
+
+// accelArg turns the accelerator name into qemu's -accel value. TCG runs
+// single-threaded: with one host thread per vCPU (MTTCG), a vCPU can execute
+// a stale translation of kernel text that another vCPU is live-patching
+// (text_poke_bp while BPF trampolines attach), which oopses the guest on an
+// int3 the kernel already removed. Round-robin TCG keeps -smp 2 semantics
+// without that race.
+func accelArg(accel string) string {
+	if accel == "tcg" {
+		return "tcg,thread=single"
+	}
+	return accel
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,18 +16,48 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aegisbpf/aegisbpf/image/layer/layertest"
 	"github.com/aegisbpf/aegisbpf/tests/vm"
 )
 
-// suite is one package whose tests run in the guest.
+// suite is one package whose tests run in the guest, with what the guest
+// needs for it.
 type suite struct {
-	name string
-	pkg  string
-	args []string
+	name         string
+	pkg          string
+	args         []string
+	modules      []string
+	hostBinaries []string
+	// prepare builds host-side inputs in work and returns the guest trees
+	// and environment the tests read.
+	prepare func(ctx context.Context, work string) (trees, env map[string]string, err error)
 }
 
 var suites = []suite{
-	{name: "kernel", pkg: "./tests/kernel"},
+	{
+		name: "kernel",
+		pkg:  "./tests/kernel",
+		// overlay: the overlayfs bypass tests. /usr/bin/true brings a
+		// dynamic loader and libc for the ld.so exec tests.
+		modules:      []string{"overlay"},
+		hostBinaries: []string{"/usr/bin/true"},
+	},
+	{
+		name: "layer",
+		pkg:  "./image/layer",
+		// Only the VM tests: the package's host tests need mkfs.erofs.
+		args:         []string{"-test.run=^TestVM"},
+		modules:      []string{"loop", "dm-mod", "dm-verity", "crc32c_generic", "erofs"},
+		hostBinaries: []string{"/usr/sbin/veritysetup"},
+		prepare: func(ctx context.Context, work string) (map[string]string, map[string]string, error) {
+			dir := filepath.Join(work, "layerbuild")
+			if _, _, err := layertest.Build(ctx, dir, layertest.Config{AgentSize: 2 << 20}); err != nil {
+				return nil, nil, fmt.Errorf("building the test layer: %w", err)
+			}
+			return map[string]string{"/layer": filepath.Join(dir, "layer")},
+				map[string]string{"AEGISBPF_TEST_LAYER_DIR": "/layer", "DM_DISABLE_UDEV": "1"}, nil
+		},
+	},
 }
 
 func main() {
@@ -72,8 +103,18 @@ func runAll(ctx context.Context, kernelList, run string, timeout time.Duration, 
 	}
 
 	t0 := time.Now()
-	job := &vm.Job{Timeout: timeout, Accel: accel(), Env: map[string]string{}}
+	job := &vm.Job{Timeout: timeout, Accel: accel(), Env: map[string]string{}, Trees: map[string]string{}}
 	for _, s := range suites {
+		job.Modules = append(job.Modules, s.modules...)
+		job.HostBinaries = append(job.HostBinaries, s.hostBinaries...)
+		if s.prepare != nil {
+			trees, env, err := s.prepare(ctx, work)
+			if err != nil {
+				return fmt.Errorf("preparing %s: %w", s.name, err)
+			}
+			maps.Copy(job.Trees, trees)
+			maps.Copy(job.Env, env)
+		}
 		bin := filepath.Join(work, s.name+".test")
 		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-trimpath", "-o", bin, s.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

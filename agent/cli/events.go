@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/aegisbpf/aegisbpf/agent/events"
+)
+
+// eventsCommand returns `aegisbpf events`: the agent's aggregated events,
+// read back from the systemd journal with journalctl (sdjournal needs cgo,
+// and the binary is static).
+func eventsCommand() *Command {
+	return &Command{
+		Name:    "events",
+		Summary: "show the agent's security events from the journal",
+		Run: func(ctx context.Context, env *Env, args []string) error {
+			return runEvents(ctx, env, args, "journalctl")
+		},
+	}
+}
+
+func runEvents(ctx context.Context, env *Env, args []string, journalctl string) error {
+	fs := NewFlagSet(env, "events", "aegisbpf events [--follow] [--json] [--since DURATION] [--lines N]")
+	follow := fs.Bool("follow", false, "keep printing new events as they are written")
+	asJSON := fs.Bool("json", false, "print one JSON object per line (the shape of the agent's --events-json)")
+	since := fs.Duration("since", 0, "only events of the last DURATION (e.g. 10m, 24h)")
+	lines := fs.Int("lines", -1, "only the last N events (default: all, or 10 with --follow)")
+	if err := ParseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return Usagef("events takes no arguments")
+	}
+	if *since < 0 {
+		return Usagef("events: --since must be positive")
+	}
+	jargs := []string{"--output=json", "--no-pager", "--quiet"}
+	if *follow {
+		jargs = append(jargs, "--follow")
+	}
+	if *since > 0 {
+		jargs = append(jargs, "--since=@"+strconv.FormatInt(time.Now().Add(-*since).Unix(), 10))
+	}
+	if *lines >= 0 {
+		jargs = append(jargs, "--lines="+strconv.Itoa(*lines))
+	}
+	// Two matches on one field are alternatives for journalctl.
+	jargs = append(jargs, "MESSAGE_ID="+events.MessageID, "MESSAGE_ID="+events.MessageIDOverflow)
+
+	cmd := exec.CommandContext(ctx, journalctl, jargs...)
+	cmd.Stderr = env.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("running journalctl (events are read from the systemd journal): %w", err)
+	}
+	bad, perr := printJournalEvents(out, env.Stdout, *asJSON)
+	werr := cmd.Wait()
+	if bad > 0 {
+		fmt.Fprintf(env.Stderr, "aegisbpf: %d journal entries could not be read as events\n", bad)
+	}
+	if ctx.Err() != nil {
+		return nil // interrupted while following
+	}
+	if perr != nil {
+		return perr
+	}
+	if werr != nil {
+		return fmt.Errorf("journalctl: %w", werr)
+	}
+	return nil
+}
+
+// printJournalEvents reads `journalctl -o json` lines from r and prints
+// them; it returns how many lines were not events.
+func printJournalEvents(r io.Reader, w io.Writer, asJSON bool) (bad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	enc := json.NewEncoder(w)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		fields, err := journalFields(line)
+		if err != nil {
+			bad++
+			continue
+		}
+		rec, err := events.RecordFromJournal(fields)
+		if err != nil {
+			bad++
+			continue
+		}
+		if asJSON {
+			if err := enc.Encode(&rec); err != nil {
+				return bad, err
+			}
+			continue
+		}
+		t := rec.First
+		if t.IsZero() {
+			t = journalTime(fields)
+		}
+		if _, err := fmt.Fprintf(w, "%s %s\n", t.Local().Format(time.RFC3339), rec.Message()); err != nil {
+			return bad, err
+		}
+	}
+	return bad, sc.Err()
+}
+
+// journalFields flattens one `journalctl -o json` entry: a field is a
+// string, an array of bytes (non-UTF-8 or binary values), or an array of
+// those when the field repeats (the first is kept).
+func journalFields(line []byte) (map[string]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(line, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		s, err := journalValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("field %s: %w", k, err)
+		}
+		out[k] = s
+	}
+	return out, nil
+}
+
+func journalValue(v json.RawMessage) (string, error) {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return s, nil
+	}
+	var b []byte
+	var nums []int
+	if json.Unmarshal(v, &nums) == nil {
+		for _, n := range nums {
+			b = append(b, byte(n))
+		}
+		return string(b), nil
+	}
+	var many []json.RawMessage
+	if json.Unmarshal(v, &many) == nil && len(many) > 0 {
+		return journalValue(many[0])
+	}
+	if string(v) == "null" {
+		return "", nil
+	}
+	return "", errors.New("unexpected journal field value")
+}
+
+// journalTime is the entry's __REALTIME_TIMESTAMP.
+func journalTime(f map[string]string) time.Time {
+	us, err := strconv.ParseInt(f["__REALTIME_TIMESTAMP"], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMicro(us)
+}
