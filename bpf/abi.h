@@ -80,10 +80,10 @@ enum aegis_rule_flags {
 	AEGIS_RULE_AUDIT = 1, /* allow and report instead of deny */
 };
 
+/* Scope bits: with neither, the rule applies everywhere. */
 enum aegis_scope_mode {
-	AEGIS_SCOPE_ALL = 0,    /* the rule applies everywhere */
-	AEGIS_SCOPE_ONLY = 1,   /* only in the listed cgroups (and below) */
-	AEGIS_SCOPE_EXCEPT = 2, /* everywhere but the listed cgroups (and below) */
+	AEGIS_SCOPE_ONLY = 1,   /* only in the cgroups of scope_id (and below) */
+	AEGIS_SCOPE_EXCEPT = 2, /* not in the cgroups of exempt_id (and below) */
 };
 
 /* One compiled rule, indexed by its dense rule index. */
@@ -91,7 +91,7 @@ struct rule_info {
 	__u32 flags;
 	__u32 scope_mode;
 	__u32 scope_id;
-	__u32 _pad;
+	__u32 exempt_id;
 };
 
 /* A cgroup listed in a scope. */

@@ -62,7 +62,7 @@ type AegisRuleInfo struct {
 	Flags     uint32
 	ScopeMode uint32
 	ScopeId   uint32
-	Pad       uint32
+	ExemptId  uint32
 }
 
 type AegisRuleRef struct {

@@ -51,6 +51,7 @@ func Root() *Command {
 			imageCommand(),
 			statusCommand(),
 			eventsCommand(),
+			runCommand(),
 		},
 	}
 }

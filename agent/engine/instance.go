@@ -243,7 +243,7 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 // fill writes rs into the collection's maps.
 func fill(coll *ebpf.Collection, rs *RuleSet) error {
 	for i, r := range rs.Rules {
-		info := bpf.AegisRuleInfo{ScopeMode: uint32(r.Scope), ScopeId: r.ScopeID}
+		info := bpf.AegisRuleInfo{ScopeMode: uint32(r.Scope), ScopeId: r.ScopeID, ExemptId: r.ExemptID}
 		if r.Audit {
 			info.Flags |= 1
 		}
@@ -482,4 +482,14 @@ func (i *Instance) Close() error {
 		i.coll = nil
 	}
 	return nil
+}
+
+// Program returns the instance's program called name.
+func (i *Instance) Program(name string) *ebpf.Program {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.coll == nil {
+		return nil
+	}
+	return i.coll.Programs[name]
 }

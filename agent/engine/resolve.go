@@ -12,30 +12,67 @@ import (
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
 
-// FileRule is a file or exec rule in the form the engine resolves.
+// RuleSpec is one rule: its id, mode and cgroup scope.
+type RuleSpec struct {
+	ID    string
+	Audit bool
+	// Only, when not empty, limits the rule to these cgroups (paths below
+	// the cgroup2 mount, e.g. "/system.slice/foo.service") and below;
+	// Except exempts those cgroups and below.
+	Only, Except []string
+}
+
+// Target is one object a rule protects: a path (exact or subtree) or a
+// literal inode.
+type Target struct {
+	Rule    uint32 // index into Spec.Rules
+	Path    string // absolute, clean; empty for an inode target
+	Subtree bool   // the directory and everything below it
+	Inode   *bpf.AegisInodeKey
+	Access  Access
+}
+
+// Spec is the input to Resolve.
+type Spec struct {
+	Rules   []RuleSpec
+	Targets []Target
+	// Enforce denies unresolvable objects (see RuleSet.DenyUnresolved).
+	Enforce bool
+	// CgroupRoot is where cgroup2 is mounted; default /sys/fs/cgroup.
+	CgroupRoot string
+}
+
+// FileRule is a one-target rule, a shorthand for tests and tools.
 type FileRule struct {
 	ID      string
-	Path    string // absolute, clean
-	Subtree bool   // the directory and everything below it
+	Path    string
+	Subtree bool
 	Access  Access
 	Audit   bool
 	Scope   Scope
 }
 
-// Scope limits a rule to, or exempts, cgroups given as paths below the
-// cgroup2 mount (e.g. "/system.slice/foo.service").
+// Scope limits a FileRule to, or exempts, cgroups given as paths.
 type Scope struct {
 	Mode    ScopeMode
 	Cgroups []string
 }
 
-// Spec is the input to Resolve.
-type Spec struct {
-	Rules []FileRule
-	// Enforce denies unresolvable objects (see RuleSet.DenyUnresolved).
-	Enforce bool
-	// CgroupRoot is where cgroup2 is mounted; default /sys/fs/cgroup.
-	CgroupRoot string
+// FileRules builds a Spec with one rule per FileRule.
+func FileRules(enforce bool, rules ...FileRule) Spec {
+	spec := Spec{Enforce: enforce}
+	for i, r := range rules {
+		rs := RuleSpec{ID: r.ID, Audit: r.Audit}
+		switch r.Scope.Mode {
+		case ScopeOnly:
+			rs.Only = r.Scope.Cgroups
+		case ScopeExcept:
+			rs.Except = r.Scope.Cgroups
+		}
+		spec.Rules = append(spec.Rules, rs)
+		spec.Targets = append(spec.Targets, Target{Rule: uint32(i), Path: r.Path, Subtree: r.Subtree, Access: r.Access})
+	}
+	return spec
 }
 
 // Statter is the file system as Resolve sees it; tests may replace it.
@@ -84,14 +121,14 @@ const MaxSubtreeScan = 1 << 20
 // hard links: a link made before the policy loaded may sit outside the
 // subtree, where the ancestry walk would not pass the protected directory.
 // (Links made afterwards are refused by the inode_link hook.)
-func (rs *RuleSet) protectHardlinks(w linkScanner, ref uint32, r FileRule) []string {
+func (rs *RuleSet) protectHardlinks(w linkScanner, ref uint32, id string, r Target) []string {
 	sts, complete, err := w.MultiLinked(r.Path, MaxSubtreeScan)
 	var warn []string
 	if err != nil {
-		warn = append(warn, fmt.Sprintf("rule %s: scanning %s for hard links: %v", r.ID, r.Path, err))
+		warn = append(warn, fmt.Sprintf("rule %s: scanning %s for hard links: %v", id, r.Path, err))
 	}
 	if !complete {
-		warn = append(warn, fmt.Sprintf("rule %s: %s has more than %d entries: hard links beyond them made before the policy loaded are not covered", r.ID, r.Path, MaxSubtreeScan))
+		warn = append(warn, fmt.Sprintf("rule %s: %s has more than %d entries: hard links beyond them made before the policy loaded are not covered", id, r.Path, MaxSubtreeScan))
 	}
 	for i := range sts {
 		rs.addInode(inodeKey(&sts[i]), ref, r.Access, true, false)
@@ -130,27 +167,51 @@ func Resolve(spec Spec, fsys Statter) (*RuleSet, error) {
 	if cgRoot == "" {
 		cgRoot = "/sys/fs/cgroup"
 	}
-	var errs []error
-	for i, r := range spec.Rules {
-		ref := uint32(i + 1)
-		rule := Rule{ID: r.ID, Audit: r.Audit, Scope: r.Scope.Mode}
-		if r.Scope.Mode != ScopeAll {
-			rule.ScopeID = ref
-			for _, cg := range r.Scope.Cgroups {
-				var st unix.Stat_t
-				p := filepath.Join(cgRoot, cg)
-				if err := fsys.Stat(p, &st); err != nil {
-					// A cgroup that does not exist yet cannot hold a task.
-					rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: cgroup %s does not exist (yet): %v", r.ID, cg, err))
-					continue
-				}
-				rs.Scopes = append(rs.Scopes, bpf.AegisScopeKey{CgroupId: st.Ino, ScopeId: ref})
+	// Scope ids: 2i+1 for rule i's Only list, 2i+2 for its Except list.
+	addScope := func(r RuleSpec, id uint32, cgroups []string) {
+		for _, cg := range cgroups {
+			var st unix.Stat_t
+			if err := fsys.Stat(filepath.Join(cgRoot, cg), &st); err != nil {
+				// A cgroup that does not exist yet holds no task.
+				rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: cgroup %s does not exist (yet): %v", r.ID, cg, err))
+				continue
 			}
+			rs.Scopes = append(rs.Scopes, bpf.AegisScopeKey{CgroupId: st.Ino, ScopeId: id})
+		}
+	}
+	for i, r := range spec.Rules {
+		rule := Rule{ID: r.ID, Audit: r.Audit}
+		if len(r.Only) > 0 {
+			rule.Scope |= ScopeOnly
+			rule.ScopeID = uint32(2*i + 1)
+			addScope(r, rule.ScopeID, r.Only)
+		}
+		if len(r.Except) > 0 {
+			rule.Scope |= ScopeExcept
+			rule.ExemptID = uint32(2*i + 2)
+			addScope(r, rule.ExemptID, r.Except)
 		}
 		rs.Rules = append(rs.Rules, rule)
 	}
-	for i, r := range spec.Rules {
-		if err := rs.resolveFile(uint32(i+1), r, fsys); err != nil {
+	var errs []error
+	for _, t := range spec.Targets {
+		if int(t.Rule) >= len(spec.Rules) {
+			errs = append(errs, fmt.Errorf("target %s names rule %d of %d", t.Path, t.Rule, len(spec.Rules)))
+			continue
+		}
+		r := spec.Rules[t.Rule]
+		ref := t.Rule + 1
+		var err error
+		if t.Inode != nil {
+			if t.Access == 0 {
+				err = errors.New("no access kind to deny")
+			} else {
+				rs.addInode(*t.Inode, ref, t.Access, true, false)
+			}
+		} else {
+			err = rs.resolveFile(ref, r.ID, t, fsys)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, err))
 		}
 	}
@@ -160,7 +221,7 @@ func Resolve(spec Spec, fsys Statter) (*RuleSet, error) {
 	return rs, nil
 }
 
-func (rs *RuleSet) resolveFile(ref uint32, r FileRule, fsys Statter) error {
+func (rs *RuleSet) resolveFile(ref uint32, id string, r Target, fsys Statter) error {
 	if !filepath.IsAbs(r.Path) || filepath.Clean(r.Path) != r.Path {
 		return fmt.Errorf("path %q is not absolute and clean", r.Path)
 	}
@@ -184,7 +245,7 @@ func (rs *RuleSet) resolveFile(ref uint32, r FileRule, fsys Statter) error {
 		if r.Subtree {
 			rs.SubtreeDevs[key.Dev] = struct{}{}
 			if w, ok := fsys.(linkScanner); ok {
-				rs.Warnings = append(rs.Warnings, rs.protectHardlinks(w, ref, r)...)
+				rs.Warnings = append(rs.Warnings, rs.protectHardlinks(w, ref, id, r)...)
 			}
 		}
 	}
@@ -197,11 +258,11 @@ func (rs *RuleSet) resolveFile(ref uint32, r FileRule, fsys Statter) error {
 		if !exists {
 			return fmt.Errorf("neither %s nor its directory %s exists: nothing to protect it by", r.Path, parent)
 		}
-		rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: directory %s: %v: protected by inode only", r.ID, parent, err))
+		rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: directory %s: %v: protected by inode only", id, parent, err))
 		return nil
 	}
 	if !exists {
-		rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: %s does not exist yet: protected by name", r.ID, r.Path))
+		rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: %s does not exist yet: protected by name", id, r.Path))
 	}
 	pkey := inodeKey(&pst)
 	rs.addName(bpf.AegisNameKey{ParentIno: pkey.Ino, NameHash: NameHash(base), Dev: pkey.Dev}, ref, r.Access, true, r.Subtree)

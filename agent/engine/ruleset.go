@@ -26,7 +26,7 @@ func (a Access) kinds() []int {
 	return k
 }
 
-// ScopeMode says where a rule applies, matching enum aegis_scope_mode.
+// ScopeMode says where a rule applies: bits of enum aegis_scope_mode.
 type ScopeMode uint32
 
 // Scope modes.
@@ -38,10 +38,11 @@ const (
 
 // Rule is one compiled rule as the kernel sees it.
 type Rule struct {
-	ID      string
-	Audit   bool
-	Scope   ScopeMode
-	ScopeID uint32
+	ID       string
+	Audit    bool
+	Scope    ScopeMode
+	ScopeID  uint32 // scope of ScopeOnly cgroups
+	ExemptID uint32 // scope of ScopeExcept cgroups
 }
 
 // RuleSet is everything one instance's maps hold. Build it with Resolve;

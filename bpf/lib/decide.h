@@ -41,16 +41,10 @@ static __always_inline bool rule_applies(__u32 ref, __u32 *audit)
 	struct rule_info *info = bpf_map_lookup_elem(&rules, &idx);
 	if (!info)
 		return false;
-	switch (info->scope_mode) {
-	case AEGIS_SCOPE_ONLY:
-		if (!cgroup_listed(info->scope_id))
-			return false;
-		break;
-	case AEGIS_SCOPE_EXCEPT:
-		if (cgroup_listed(info->scope_id))
-			return false;
-		break;
-	}
+	if ((info->scope_mode & AEGIS_SCOPE_ONLY) && !cgroup_listed(info->scope_id))
+		return false;
+	if ((info->scope_mode & AEGIS_SCOPE_EXCEPT) && cgroup_listed(info->exempt_id))
+		return false;
 	*audit = info->flags & AEGIS_RULE_AUDIT;
 	return true;
 }

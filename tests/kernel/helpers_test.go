@@ -76,7 +76,7 @@ func runHelper(args []string) int {
 		for i, p := range args[2:] {
 			rules = append(rules, engine.FileRule{ID: fmt.Sprintf("r%d", i), Path: p, Access: engine.AccessRead | engine.AccessWrite})
 		}
-		rs, err := engine.Resolve(engine.Spec{Rules: rules, Enforce: true}, engine.HostFS)
+		rs, err := engine.Resolve(engine.FileRules(true, rules...), engine.HostFS)
 		if err != nil {
 			return result(err)
 		}
@@ -170,7 +170,7 @@ func releaseAll(t *testing.T, e *engine.Engine) {
 // apply resolves rules and applies them, failing the test on error.
 func apply(t *testing.T, e *engine.Engine, enforce bool, rules ...engine.FileRule) *engine.Instance {
 	t.Helper()
-	rs, err := engine.Resolve(engine.Spec{Rules: rules, Enforce: enforce}, engine.HostFS)
+	rs, err := engine.Resolve(engine.FileRules(enforce, rules...), engine.HostFS)
 	if err != nil {
 		t.Fatalf("resolving rules: %v", err)
 	}

@@ -342,7 +342,7 @@ func TestCapacityRefusalKeepsPolicy(t *testing.T) {
 	for i, f := range files[1:] {
 		big = append(big, engine.FileRule{ID: string(rune('b' + i)), Path: f, Access: engine.AccessRead})
 	}
-	rs, err := engine.Resolve(engine.Spec{Rules: big, Enforce: true}, engine.HostFS)
+	rs, err := engine.Resolve(engine.FileRules(true, big...), engine.HostFS)
 	if err != nil {
 		t.Fatal(err)
 	}

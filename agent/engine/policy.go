@@ -1,0 +1,51 @@
+package engine
+
+import (
+	"github.com/aegisbpf/aegisbpf/bpf"
+	"github.com/aegisbpf/aegisbpf/policy"
+)
+
+// FromPolicy turns a compiled policy's file and exec rules into a Spec.
+// Rule indexes are kept, so event and counter rule indexes are the
+// policy's. Network and protection rules are engine II's (issue 5) and are
+// not enforced by this engine yet; Unsupported lists their rule ids so the
+// agent can say so instead of pretending.
+func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
+	spec.Enforce = c.Mode == policy.ModeEnforce
+	for _, r := range c.Rules {
+		spec.Rules = append(spec.Rules, RuleSpec{
+			ID:     r.ID,
+			Audit:  r.Mode != policy.ModeEnforce,
+			Only:   r.Cgroups,
+			Except: r.ExemptCgroups,
+		})
+		if r.Mode == policy.ModeEnforce {
+			spec.Enforce = true
+		}
+		if r.Kind == policy.KindNetwork || r.Kind == policy.KindProtect {
+			unsupported = append(unsupported, r.ID)
+		}
+	}
+	for _, f := range c.Files {
+		var access Access
+		if f.Access&policy.AccessRead != 0 {
+			access |= AccessRead
+		}
+		if f.Access&policy.AccessWrite != 0 {
+			access |= AccessWrite
+		}
+		t := Target{Rule: f.Rule, Access: access}
+		switch f.Match {
+		case policy.MatchInode:
+			t.Inode = &bpf.AegisInodeKey{Ino: f.Inode.Ino, Dev: f.Inode.KernelDev()}
+		default:
+			t.Path = f.Path
+			t.Subtree = f.Match == policy.MatchSubtree
+		}
+		spec.Targets = append(spec.Targets, t)
+	}
+	for _, x := range c.Execs {
+		spec.Targets = append(spec.Targets, Target{Rule: x.Rule, Path: x.Path, Subtree: x.Match == policy.MatchSubtree, Access: AccessExec})
+	}
+	return spec, unsupported
+}
