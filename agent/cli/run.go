@@ -73,12 +73,15 @@ type policyEngine struct {
 }
 
 func (p *policyEngine) Start(ctx context.Context) error {
+	t0 := time.Now()
+	defer func() { p.log.Log.Info("start steps", "total", time.Since(t0)) }()
 	if err := engine.PreflightErr(engine.Preflight(filepath.Dir(p.engine.Root))); err != nil {
 		return err
 	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return fmt.Errorf("lifting the memlock limit: %w", err)
 	}
+	p.log.Log.Debug("preflight done", "took", time.Since(t0))
 	var ring keys.Ring
 	if r, err := keys.LoadRing(p.keysDir); err == nil {
 		ring = r
@@ -94,6 +97,7 @@ func (p *policyEngine) Start(ctx context.Context) error {
 		p.log.Log.Warn("policy", "warning", w)
 	}
 	c := loaded.Compiled
+	p.log.Log.Info("policy verified", "serial", c.Serial, "digest", c.Digest, "after", time.Since(t0))
 	spec, unsupported := engine.FromPolicy(c)
 	if len(unsupported) > 0 {
 		p.log.Log.Warn("policy rules not enforced by this agent version", "rules", strings.Join(unsupported, ","))
@@ -105,6 +109,7 @@ func (p *policyEngine) Start(ctx context.Context) error {
 	for _, w := range rs.Warnings {
 		p.log.Log.Warn("policy resolution", "warning", w)
 	}
+	p.log.Log.Info("policy resolved", "entries", rs.String(), "after", time.Since(t0))
 	if before, _ := p.engine.List(); len(before) > 0 {
 		p.takeovers.Add(1)
 	}

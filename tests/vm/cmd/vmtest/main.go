@@ -41,6 +41,16 @@ var suites = []suite{
 		// dynamic loader and libc for the ld.so exec tests.
 		modules:      []string{"overlay"},
 		hostBinaries: []string{"/usr/bin/true"},
+		prepare: func(ctx context.Context, work string) (map[string]string, map[string]string, error) {
+			dir := filepath.Join(work, "agent")
+			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "aegisbpf"), "./agent/cmd/aegisbpf")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Run(); err != nil {
+				return nil, nil, fmt.Errorf("building the agent: %w", err)
+			}
+			return map[string]string{"/aegis": dir}, map[string]string{"AEGISBPF_TEST_AGENT": "/aegis/aegisbpf"}, nil
+		},
 	},
 	{
 		name: "layer",
@@ -144,6 +154,7 @@ func runAll(ctx context.Context, kernelList, run string, timeout time.Duration, 
 		if err != nil {
 			return fmt.Errorf("kernel %s: %w", spec.Name, err)
 		}
+		res.Filtered = run != ""
 		results = append(results, res)
 		if err := res.Err(); err != nil {
 			failed = append(failed, fmt.Sprintf("kernel %s: %v", spec.Name, err))
