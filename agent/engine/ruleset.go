@@ -91,8 +91,8 @@ func (rs *RuleSet) claim(slot *uint32, ref uint32) {
 	}
 }
 
-func (rs *RuleSet) addInode(key bpf.AegisInodeKey, ref uint32, access Access, self, below bool) {
-	r := rs.Inodes[key]
+// merge claims the slots of r that access, self and below select.
+func (rs *RuleSet) merge(r *bpf.AegisRuleRef, ref uint32, access Access, self, below bool) {
 	for _, k := range access.kinds() {
 		if self {
 			rs.claim(&r.Self[k], ref)
@@ -101,19 +101,17 @@ func (rs *RuleSet) addInode(key bpf.AegisInodeKey, ref uint32, access Access, se
 			rs.claim(&r.Below[k], ref)
 		}
 	}
+}
+
+func (rs *RuleSet) addInode(key bpf.AegisInodeKey, ref uint32, access Access, self, below bool) {
+	r := rs.Inodes[key]
+	rs.merge(&r, ref, access, self, below)
 	rs.Inodes[key] = r
 }
 
 func (rs *RuleSet) addName(key bpf.AegisNameKey, ref uint32, access Access, self, below bool) {
 	r := rs.Names[key]
-	for _, k := range access.kinds() {
-		if self {
-			rs.claim(&r.Self[k], ref)
-		}
-		if below {
-			rs.claim(&r.Below[k], ref)
-		}
-	}
+	rs.merge(&r, ref, access, self, below)
 	rs.Names[key] = r
 	rs.Watched[bpf.AegisInodeKey{Ino: key.ParentIno, Dev: key.Dev}] = struct{}{}
 }
