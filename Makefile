@@ -85,3 +85,11 @@ demo: deps build ## build and boot what exists so far, narrated (the full applia
 .PHONY: clean
 clean: ## remove build outputs (the download cache in ~/.cache/aegisbpf stays)
 	rm -rf bin
+
+.PHONY: bench
+bench: ## host decision benchmark (BPF_PROG_TEST_RUN); writes docs/PERFORMANCE.md (more in issue 10)
+	go run ./tests/bench/cmd/decisionbench -o /tmp/aegisbpf-decisions.md
+	@{ echo "# AegisBPF performance"; echo; \
+	  echo "Figures measured by the project's own benchmarks. \`make bench\` regenerates this file."; echo; \
+	  cat /tmp/aegisbpf-decisions.md; } > docs/PERFORMANCE.md
+	@echo "bench: wrote docs/PERFORMANCE.md"
