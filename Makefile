@@ -93,3 +93,11 @@ bench: ## host decision benchmark (BPF_PROG_TEST_RUN); writes docs/PERFORMANCE.m
 	  echo "Figures measured by the project's own benchmarks. \`make bench\` regenerates this file."; echo; \
 	  cat /tmp/aegisbpf-decisions.md; } > docs/PERFORMANCE.md
 	@echo "bench: wrote docs/PERFORMANCE.md"
+
+.PHONY: test-e2e
+test-e2e: deps ## boot the appliance with systemd in qemu and drive it (minutes; first run builds the base root)
+	AEGISBPF_E2E=1 go test -count=1 -timeout 30m -v ./tests/e2e/
+
+.PHONY: demo-shell
+demo-shell: deps ## boot the appliance and leave you at a root shell on its serial console
+	go run ./tests/e2e/cmd/appliance-shell

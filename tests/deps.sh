@@ -8,7 +8,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static        # VM harness (make test-kernel)
 	kmod xz-utils zstd cpio file          # kernel module deps, decompression
 	erofs-utils cryptsetup-bin            # image layer (erofs, dm-verity)
-	mmdebstrap                            # appliance base root
+	mmdebstrap debian-archive-keyring e2fsprogs  # appliance base root
 	prometheus                            # promtool
 	ca-certificates git make
 )

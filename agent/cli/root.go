@@ -52,6 +52,7 @@ func Root() *Command {
 			statusCommand(),
 			eventsCommand(),
 			runCommand(),
+			applianceCommand(),
 		},
 	}
 }
