@@ -53,6 +53,7 @@ func Root() *Command {
 			eventsCommand(),
 			runCommand(),
 			applianceCommand(),
+			metricsCommand(),
 		},
 	}
 }

@@ -265,7 +265,13 @@ func TestMetricsServed(t *testing.T) {
 	defer cancel()
 	done := runAsync(ctx, Config{NoJournal: true, MetricsListen: "unix:" + sock}, eng)
 	ns.expect(t, "READY=1", 5*time.Second)
+	// The first health round may still be running right after READY on a
+	// loaded machine: wait for its result before checking everything.
 	body := scrapeUnix(t, sock)
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(body, `aegisbpf_health_check_ok{check="events"} 1`) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		body = scrapeUnix(t, sock)
+	}
 	for _, want := range []string{
 		"aegisbpf_enforcement_active 1",
 		`aegisbpf_rule_decisions_total{action="deny",rule="protect-shadow"} 3`,
