@@ -132,4 +132,36 @@ func TestAgentUnderSystemd(t *testing.T) {
 	if got := run("cat " + secret + " 2>&1; echo rc=$?"); !strings.Contains(got, "Operation not permitted") {
 		t.Errorf("after the restart: %q, want EPERM", got)
 	}
+
+	// A flood of denials: counted exactly in metrics, bounded in the journal.
+	denials := func() int {
+		out := run("aegisbpf metrics | grep '^aegisbpf_rule_decisions_total{action=\"deny\",rule=\"e2e-secret\"}' | cut -d' ' -f2")
+		n, err := strconv.ParseFloat(out, 64)
+		if err != nil {
+			t.Fatalf("reading the deny counter: %q", out)
+		}
+		return int(n)
+	}
+	pid := run("systemctl show -p MainPID --value aegisbpf.service")
+	rss := func(field string) string {
+		return run("grep " + field + " /proc/" + pid + "/status | tr -s ' ' | cut -d' ' -f2-")
+	}
+	t.Logf("agent RSS idle: %s", rss("VmRSS"))
+	const flood = 100000
+	before = strconv.Itoa(denials())
+	cursor := run("journalctl -b --show-cursor -n 0 | tail -1 | sed 's/^-- cursor: //'")
+	tf := time.Now()
+	run("i=0; while [ $i -lt " + strconv.Itoa(flood) + " ]; do true <" + secret + "; i=$((i+1)); done 2>/dev/null; true")
+	t.Logf("%d denied opens in %s", flood, time.Since(tf).Round(time.Second))
+	time.Sleep(6 * time.Second) // one aggregation interval
+	b, _ := strconv.Atoi(before)
+	if got := denials() - b; got != flood {
+		t.Errorf("metrics counted %d denials of the flood, want exactly %d", got, flood)
+	}
+	entries := run("journalctl --after-cursor='" + cursor + "' MESSAGE_ID=ef60429a610b4c96b92c4c9dff7d4d42 -o cat | wc -l")
+	n, _ := strconv.Atoi(entries)
+	if n < 1 || n > 200 {
+		t.Errorf("the flood produced %d journal entries, want between 1 and 200", n)
+	}
+	t.Logf("flood: %d journal entries; agent RSS now %s, peak %s", n, rss("VmRSS"), rss("VmHWM"))
 }
