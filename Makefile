@@ -70,9 +70,9 @@ test-kernel: deps ## real BPF LSM tests in qemu on the 6.1 and 6.12 kernels
 	go run ./tests/vm/cmd/vmtest -kernels all
 
 .PHONY: test
-test: deps ## everything CI runs: lint, check-generate, unit, fuzz, kernel tests
+test: deps ## everything CI runs: lint, check-generate, unit, fuzz, kernel tests, e2e appliance tests
 	@export STAGE_LOG=$$(mktemp) && trap 'rm -f "$$STAGE_LOG"' EXIT && \
-	rc=0; for s in lint check-generate test-unit fuzz test-kernel; do \
+	rc=0; for s in lint check-generate test-unit fuzz test-kernel test-e2e; do \
 		$(STAGE) $$s $(MAKE) --no-print-directory $$s || { rc=1; break; }; \
 	done; \
 	echo; echo "make test: stage times"; cat "$$STAGE_LOG"; \
