@@ -101,6 +101,28 @@ struct scope_key {
 	__u32 _pad;
 };
 
+/* The hook value of protection events (ptrace, module loading); their
+ * access field holds the enum aegis_protect kind. It is the free decisions
+ * slot 7 below AEGIS_HOOK_MAX. It is not yet in enum aegis_hook only because
+ * agent/events/names.go (not this change's) does not name it yet: moving it
+ * there as AEGIS_HOOK_PROTECT goes with adding HookProtect to names.go. */
+#define AEGIS_PROTECT_HOOK 7
+
+/* Policy-driven protections: the key of the protections map, matching
+ * policy.ProtectKind. */
+enum aegis_protect {
+	AEGIS_PROTECT_PTRACE = 1,
+	AEGIS_PROTECT_MODULE_LOAD = 2,
+	AEGIS_PROTECT_MAX = 4,
+};
+
+/* The rules (index + 1, 0 = none) holding one protection; all are
+ * considered, so rules with different scopes each apply. */
+#define AEGIS_PROTECT_REFS 8
+struct protect_ref {
+	__u32 ref[AEGIS_PROTECT_REFS];
+};
+
 /* Per-rule, per-CPU hit counters. */
 struct rule_counter {
 	__u64 denied;

@@ -12,12 +12,14 @@
 #include "lib/decide.h"
 #include "lib/file.h"
 #include "lib/event.h"
+#include "lib/protect.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Make the ABI types visible in BTF for bpf2go -type. */
 const struct event *unused_event __attribute__((unused));
 const struct rule_counter *unused_counter __attribute__((unused));
+const struct protect_ref *unused_protect_ref __attribute__((unused));
 
 static __always_inline void fill_file(struct event *e, struct file *file, struct dentry *d, __u32 dev, __u64 ino, bool with_path)
 {
@@ -222,4 +224,32 @@ SEC("lsm/inode_rmdir")
 int BPF_PROG(aegis_inode_rmdir, struct inode *dir, struct dentry *dentry)
 {
 	return guard_object(dentry, AEGIS_HOOK_UNLINK, false);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(aegis_ptrace_access_check, struct task_struct *child, unsigned int mode)
+{
+	return verdict(decide_protect(AEGIS_PROTECT_PTRACE));
+}
+
+SEC("lsm/kernel_read_file")
+int BPF_PROG(aegis_kernel_read_file, struct file *file, int id, bool contents)
+{
+	if (id != AEGIS_READING_MODULE)
+		return 0;
+	return verdict(decide_protect(AEGIS_PROTECT_MODULE_LOAD));
+}
+
+SEC("lsm/kernel_load_data")
+int BPF_PROG(aegis_kernel_load_data, int id, bool contents)
+{
+	if (id != AEGIS_LOADING_MODULE)
+		return 0;
+	return verdict(decide_protect(AEGIS_PROTECT_MODULE_LOAD));
+}
+
+SEC("lsm/kernel_module_request")
+int BPF_PROG(aegis_kernel_module_request, char *kmod_name)
+{
+	return verdict(decide_protect(AEGIS_PROTECT_MODULE_LOAD));
 }

@@ -51,6 +51,11 @@ type AegisNameKey struct {
 	Pad       uint32
 }
 
+type AegisProtectRef struct {
+	_   structs.HostLayout
+	Ref [8]uint32
+}
+
 type AegisRuleCounter struct {
 	_       structs.HostLayout
 	Denied  uint64
@@ -82,28 +87,34 @@ type AegisScopeKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	AegisMapDecisions          = "decisions"
-	AegisMapEvents             = "events"
-	AegisMapInodeRules         = "inode_rules"
-	AegisMapNameRules          = "name_rules"
-	AegisMapPinnedDirs         = "pinned_dirs"
-	AegisMapRuleCounters       = "rule_counters"
-	AegisMapRules              = "rules"
-	AegisMapScopes             = "scopes"
-	AegisMapStats              = "stats"
-	AegisMapSubtreeDevs        = "subtree_devs"
-	AegisMapWatchedDirs        = "watched_dirs"
-	AegisProgAegisBprmCheck    = "aegis_bprm_check"
-	AegisProgAegisFileMprotect = "aegis_file_mprotect"
-	AegisProgAegisFileOpen     = "aegis_file_open"
-	AegisProgAegisInodeLink    = "aegis_inode_link"
-	AegisProgAegisInodeRename  = "aegis_inode_rename"
-	AegisProgAegisInodeRmdir   = "aegis_inode_rmdir"
-	AegisProgAegisInodeUnlink  = "aegis_inode_unlink"
-	AegisProgAegisMmapFile     = "aegis_mmap_file"
-	AegisVarCfgDenyUnresolved  = "cfg_deny_unresolved"
-	AegisVarUnusedCounter      = "unused_counter"
-	AegisVarUnusedEvent        = "unused_event"
+	AegisMapDecisions                 = "decisions"
+	AegisMapEvents                    = "events"
+	AegisMapInodeRules                = "inode_rules"
+	AegisMapNameRules                 = "name_rules"
+	AegisMapPinnedDirs                = "pinned_dirs"
+	AegisMapProtections               = "protections"
+	AegisMapRuleCounters              = "rule_counters"
+	AegisMapRules                     = "rules"
+	AegisMapScopes                    = "scopes"
+	AegisMapStats                     = "stats"
+	AegisMapSubtreeDevs               = "subtree_devs"
+	AegisMapWatchedDirs               = "watched_dirs"
+	AegisProgAegisBprmCheck           = "aegis_bprm_check"
+	AegisProgAegisFileMprotect        = "aegis_file_mprotect"
+	AegisProgAegisFileOpen            = "aegis_file_open"
+	AegisProgAegisInodeLink           = "aegis_inode_link"
+	AegisProgAegisInodeRename         = "aegis_inode_rename"
+	AegisProgAegisInodeRmdir          = "aegis_inode_rmdir"
+	AegisProgAegisInodeUnlink         = "aegis_inode_unlink"
+	AegisProgAegisKernelLoadData      = "aegis_kernel_load_data"
+	AegisProgAegisKernelModuleRequest = "aegis_kernel_module_request"
+	AegisProgAegisKernelReadFile      = "aegis_kernel_read_file"
+	AegisProgAegisMmapFile            = "aegis_mmap_file"
+	AegisProgAegisPtraceAccessCheck   = "aegis_ptrace_access_check"
+	AegisVarCfgDenyUnresolved         = "cfg_deny_unresolved"
+	AegisVarUnusedCounter             = "unused_counter"
+	AegisVarUnusedEvent               = "unused_event"
+	AegisVarUnusedProtectRef          = "unused_protect_ref"
 )
 
 // LoadAegis returns the embedded CollectionSpec for Aegis.
@@ -148,14 +159,18 @@ type AegisSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AegisProgramSpecs struct {
-	AegisBprmCheck    *ebpf.ProgramSpec `ebpf:"aegis_bprm_check"`
-	AegisFileMprotect *ebpf.ProgramSpec `ebpf:"aegis_file_mprotect"`
-	AegisFileOpen     *ebpf.ProgramSpec `ebpf:"aegis_file_open"`
-	AegisInodeLink    *ebpf.ProgramSpec `ebpf:"aegis_inode_link"`
-	AegisInodeRename  *ebpf.ProgramSpec `ebpf:"aegis_inode_rename"`
-	AegisInodeRmdir   *ebpf.ProgramSpec `ebpf:"aegis_inode_rmdir"`
-	AegisInodeUnlink  *ebpf.ProgramSpec `ebpf:"aegis_inode_unlink"`
-	AegisMmapFile     *ebpf.ProgramSpec `ebpf:"aegis_mmap_file"`
+	AegisBprmCheck           *ebpf.ProgramSpec `ebpf:"aegis_bprm_check"`
+	AegisFileMprotect        *ebpf.ProgramSpec `ebpf:"aegis_file_mprotect"`
+	AegisFileOpen            *ebpf.ProgramSpec `ebpf:"aegis_file_open"`
+	AegisInodeLink           *ebpf.ProgramSpec `ebpf:"aegis_inode_link"`
+	AegisInodeRename         *ebpf.ProgramSpec `ebpf:"aegis_inode_rename"`
+	AegisInodeRmdir          *ebpf.ProgramSpec `ebpf:"aegis_inode_rmdir"`
+	AegisInodeUnlink         *ebpf.ProgramSpec `ebpf:"aegis_inode_unlink"`
+	AegisKernelLoadData      *ebpf.ProgramSpec `ebpf:"aegis_kernel_load_data"`
+	AegisKernelModuleRequest *ebpf.ProgramSpec `ebpf:"aegis_kernel_module_request"`
+	AegisKernelReadFile      *ebpf.ProgramSpec `ebpf:"aegis_kernel_read_file"`
+	AegisMmapFile            *ebpf.ProgramSpec `ebpf:"aegis_mmap_file"`
+	AegisPtraceAccessCheck   *ebpf.ProgramSpec `ebpf:"aegis_ptrace_access_check"`
 }
 
 // AegisMapSpecs contains maps before they are loaded into the kernel.
@@ -167,6 +182,7 @@ type AegisMapSpecs struct {
 	InodeRules   *ebpf.MapSpec `ebpf:"inode_rules"`
 	NameRules    *ebpf.MapSpec `ebpf:"name_rules"`
 	PinnedDirs   *ebpf.MapSpec `ebpf:"pinned_dirs"`
+	Protections  *ebpf.MapSpec `ebpf:"protections"`
 	RuleCounters *ebpf.MapSpec `ebpf:"rule_counters"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scopes       *ebpf.MapSpec `ebpf:"scopes"`
@@ -182,6 +198,7 @@ type AegisVariableSpecs struct {
 	CfgDenyUnresolved *ebpf.VariableSpec `ebpf:"cfg_deny_unresolved"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedProtectRef  *ebpf.VariableSpec `ebpf:"unused_protect_ref"`
 }
 
 // AegisObjects contains all objects after they have been loaded into the kernel.
@@ -209,6 +226,7 @@ type AegisMaps struct {
 	InodeRules   *ebpf.Map `ebpf:"inode_rules"`
 	NameRules    *ebpf.Map `ebpf:"name_rules"`
 	PinnedDirs   *ebpf.Map `ebpf:"pinned_dirs"`
+	Protections  *ebpf.Map `ebpf:"protections"`
 	RuleCounters *ebpf.Map `ebpf:"rule_counters"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scopes       *ebpf.Map `ebpf:"scopes"`
@@ -224,6 +242,7 @@ func (m *AegisMaps) Close() error {
 		m.InodeRules,
 		m.NameRules,
 		m.PinnedDirs,
+		m.Protections,
 		m.RuleCounters,
 		m.Rules,
 		m.Scopes,
@@ -240,20 +259,25 @@ type AegisVariables struct {
 	CfgDenyUnresolved *ebpf.Variable `ebpf:"cfg_deny_unresolved"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedProtectRef  *ebpf.Variable `ebpf:"unused_protect_ref"`
 }
 
 // AegisPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadAegisObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AegisPrograms struct {
-	AegisBprmCheck    *ebpf.Program `ebpf:"aegis_bprm_check"`
-	AegisFileMprotect *ebpf.Program `ebpf:"aegis_file_mprotect"`
-	AegisFileOpen     *ebpf.Program `ebpf:"aegis_file_open"`
-	AegisInodeLink    *ebpf.Program `ebpf:"aegis_inode_link"`
-	AegisInodeRename  *ebpf.Program `ebpf:"aegis_inode_rename"`
-	AegisInodeRmdir   *ebpf.Program `ebpf:"aegis_inode_rmdir"`
-	AegisInodeUnlink  *ebpf.Program `ebpf:"aegis_inode_unlink"`
-	AegisMmapFile     *ebpf.Program `ebpf:"aegis_mmap_file"`
+	AegisBprmCheck           *ebpf.Program `ebpf:"aegis_bprm_check"`
+	AegisFileMprotect        *ebpf.Program `ebpf:"aegis_file_mprotect"`
+	AegisFileOpen            *ebpf.Program `ebpf:"aegis_file_open"`
+	AegisInodeLink           *ebpf.Program `ebpf:"aegis_inode_link"`
+	AegisInodeRename         *ebpf.Program `ebpf:"aegis_inode_rename"`
+	AegisInodeRmdir          *ebpf.Program `ebpf:"aegis_inode_rmdir"`
+	AegisInodeUnlink         *ebpf.Program `ebpf:"aegis_inode_unlink"`
+	AegisKernelLoadData      *ebpf.Program `ebpf:"aegis_kernel_load_data"`
+	AegisKernelModuleRequest *ebpf.Program `ebpf:"aegis_kernel_module_request"`
+	AegisKernelReadFile      *ebpf.Program `ebpf:"aegis_kernel_read_file"`
+	AegisMmapFile            *ebpf.Program `ebpf:"aegis_mmap_file"`
+	AegisPtraceAccessCheck   *ebpf.Program `ebpf:"aegis_ptrace_access_check"`
 }
 
 func (p *AegisPrograms) Close() error {
@@ -265,7 +289,11 @@ func (p *AegisPrograms) Close() error {
 		p.AegisInodeRename,
 		p.AegisInodeRmdir,
 		p.AegisInodeUnlink,
+		p.AegisKernelLoadData,
+		p.AegisKernelModuleRequest,
+		p.AegisKernelReadFile,
 		p.AegisMmapFile,
+		p.AegisPtraceAccessCheck,
 	)
 }
 

@@ -44,6 +44,11 @@ type BenchNameKey struct {
 	Pad       uint32
 }
 
+type BenchProtectRef struct {
+	_   structs.HostLayout
+	Ref [8]uint32
+}
+
 type BenchRuleCounter struct {
 	_       structs.HostLayout
 	Denied  uint64
@@ -80,6 +85,7 @@ const (
 	BenchMapInodeRules        = "inode_rules"
 	BenchMapNameRules         = "name_rules"
 	BenchMapPinnedDirs        = "pinned_dirs"
+	BenchMapProtections       = "protections"
 	BenchMapRuleCounters      = "rule_counters"
 	BenchMapRules             = "rules"
 	BenchMapScopes            = "scopes"
@@ -150,6 +156,7 @@ type BenchMapSpecs struct {
 	InodeRules   *ebpf.MapSpec `ebpf:"inode_rules"`
 	NameRules    *ebpf.MapSpec `ebpf:"name_rules"`
 	PinnedDirs   *ebpf.MapSpec `ebpf:"pinned_dirs"`
+	Protections  *ebpf.MapSpec `ebpf:"protections"`
 	RuleCounters *ebpf.MapSpec `ebpf:"rule_counters"`
 	Rules        *ebpf.MapSpec `ebpf:"rules"`
 	Scopes       *ebpf.MapSpec `ebpf:"scopes"`
@@ -192,6 +199,7 @@ type BenchMaps struct {
 	InodeRules   *ebpf.Map `ebpf:"inode_rules"`
 	NameRules    *ebpf.Map `ebpf:"name_rules"`
 	PinnedDirs   *ebpf.Map `ebpf:"pinned_dirs"`
+	Protections  *ebpf.Map `ebpf:"protections"`
 	RuleCounters *ebpf.Map `ebpf:"rule_counters"`
 	Rules        *ebpf.Map `ebpf:"rules"`
 	Scopes       *ebpf.Map `ebpf:"scopes"`
@@ -207,6 +215,7 @@ func (m *BenchMaps) Close() error {
 		m.InodeRules,
 		m.NameRules,
 		m.PinnedDirs,
+		m.Protections,
 		m.RuleCounters,
 		m.Rules,
 		m.Scopes,

@@ -276,6 +276,11 @@ func fill(coll *ebpf.Collection, rs *RuleSet) error {
 			return fmt.Errorf("filling scopes: %w", err)
 		}
 	}
+	for k, p := range rs.Protections {
+		if err := coll.Maps[bpf.AegisMapProtections].Put(uint32(k), p); err != nil {
+			return fmt.Errorf("filling protections: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -5,11 +5,11 @@ import (
 	"github.com/aegisbpf/aegisbpf/policy"
 )
 
-// FromPolicy turns a compiled policy's file and exec rules into a Spec.
-// Rule indexes are kept, so event and counter rule indexes are the
-// policy's. Network and protection rules are engine II's (issue 5) and are
-// not enforced by this engine yet; Unsupported lists their rule ids so the
-// agent can say so instead of pretending.
+// FromPolicy turns a compiled policy's file, exec and protection rules
+// into a Spec. Rule indexes are kept, so event and counter rule indexes are
+// the policy's. Network rules and the agent protection are not enforced by
+// this engine yet; unsupported lists their rule ids so the agent can say so
+// instead of pretending.
 func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
 	spec.Enforce = c.Mode == policy.ModeEnforce
 	for _, r := range c.Rules {
@@ -22,8 +22,18 @@ func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
 		if r.Mode == policy.ModeEnforce {
 			spec.Enforce = true
 		}
-		if r.Kind == policy.KindNetwork || r.Kind == policy.KindProtect {
+		if r.Kind == policy.KindNetwork {
 			unsupported = append(unsupported, r.ID)
+		}
+	}
+	for _, p := range c.Protections {
+		switch p.Kind {
+		case policy.ProtectPtrace:
+			spec.Protections = append(spec.Protections, ProtectTarget{Rule: p.Rule, Kind: ProtectPtrace})
+		case policy.ProtectModuleLoad:
+			spec.Protections = append(spec.Protections, ProtectTarget{Rule: p.Rule, Kind: ProtectModuleLoad})
+		default:
+			unsupported = append(unsupported, c.Rules[p.Rule].ID)
 		}
 	}
 	for _, f := range c.Files {

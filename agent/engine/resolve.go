@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"io/fs"
 	"path/filepath"
+	"sort"
 
 	"golang.org/x/sys/unix"
 
@@ -32,10 +33,29 @@ type Target struct {
 	Access  Access
 }
 
+// Protect is a policy-driven protection: enum aegis_protect in bpf/abi.h.
+type Protect uint32
+
+// Protections the engine enforces.
+const (
+	ProtectPtrace     Protect = 1 // ptrace of any process
+	ProtectModuleLoad Protect = 2 // kernel module loading
+)
+
+// ProtectTarget is one protection a rule holds.
+type ProtectTarget struct {
+	Rule uint32 // index into Spec.Rules
+	Kind Protect
+}
+
+// MaxProtectRules bounds the rules holding one protection.
+const MaxProtectRules = 8
+
 // Spec is the input to Resolve.
 type Spec struct {
-	Rules   []RuleSpec
-	Targets []Target
+	Rules       []RuleSpec
+	Targets     []Target
+	Protections []ProtectTarget
 	// Enforce denies unresolvable objects (see RuleSet.DenyUnresolved).
 	Enforce bool
 	// CgroupRoot is where cgroup2 is mounted; default /sys/fs/cgroup.
@@ -215,10 +235,44 @@ func Resolve(spec Spec, fsys Statter) (*RuleSet, error) {
 			errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, err))
 		}
 	}
+	for _, p := range spec.Protections {
+		if err := rs.addProtection(p, len(spec.Rules)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return rs, nil
+}
+
+// addProtection records that rule p.Rule holds protection p.Kind. The refs
+// are kept enforcing-first, then by index, as the kernel folds them.
+func (rs *RuleSet) addProtection(p ProtectTarget, nRules int) error {
+	if int(p.Rule) >= nRules {
+		return fmt.Errorf("protection %d names rule %d of %d", p.Kind, p.Rule, nRules)
+	}
+	id := rs.Rules[p.Rule].ID
+	if p.Kind != ProtectPtrace && p.Kind != ProtectModuleLoad {
+		return fmt.Errorf("rule %s: unknown protection %d", id, p.Kind)
+	}
+	refs := rs.Protections[p.Kind]
+	ref := p.Rule + 1
+	n := 0
+	for n < len(refs.Ref) && refs.Ref[n] != 0 {
+		if refs.Ref[n] == ref {
+			return nil
+		}
+		n++
+	}
+	if n == len(refs.Ref) {
+		return fmt.Errorf("rule %s: more than %d rules hold protection %d", id, MaxProtectRules, p.Kind)
+	}
+	refs.Ref[n] = ref
+	list := refs.Ref[:n+1]
+	sort.Slice(list, func(i, j int) bool { return rs.better(list[i], list[j]) })
+	rs.Protections[p.Kind] = refs
+	return nil
 }
 
 func (rs *RuleSet) resolveFile(ref uint32, id string, r Target, fsys Statter) error {

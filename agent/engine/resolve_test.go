@@ -144,7 +144,7 @@ func TestCheckCapacity(t *testing.T) {
 
 // TestFromPolicyExample compiles the shipped example policy and resolves it
 // against this machine: every file and exec target becomes a target of its
-// rule, and network and protection rules are reported as not enforced yet.
+// rule, and network rules are reported as not enforced yet.
 func TestFromPolicyExample(t *testing.T) {
 	path := filepath.Join("..", "..", "policy", "examples", "hardened-host.toml")
 	src, err := os.ReadFile(path)
@@ -169,6 +169,6 @@ func TestFromPolicyExample(t *testing.T) {
 		}
 	}
 	if len(unsupported) == 0 {
-		t.Error("the example's network and protect rules are not reported")
+		t.Error("the example's network rules are not reported")
 	}
 }

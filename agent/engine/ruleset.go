@@ -55,6 +55,9 @@ type RuleSet struct {
 	SubtreeDevs map[uint32]struct{}
 	Pinned      map[bpf.AegisInodeKey]uint32
 	Scopes      []bpf.AegisScopeKey
+	// Protections holds, by protection kind, the rule refs (index + 1)
+	// holding it, enforcing rules first.
+	Protections map[Protect]bpf.AegisProtectRef
 	// DenyUnresolved makes an object whose ancestry cannot be walked within
 	// the bound a denial (enforce mode) instead of an allow (audit mode).
 	DenyUnresolved bool
@@ -69,6 +72,7 @@ func newRuleSet() *RuleSet {
 		Watched:     map[bpf.AegisInodeKey]struct{}{},
 		SubtreeDevs: map[uint32]struct{}{},
 		Pinned:      map[bpf.AegisInodeKey]uint32{},
+		Protections: map[Protect]bpf.AegisProtectRef{},
 	}
 }
 
@@ -146,6 +150,6 @@ func (rs *RuleSet) RuleIDs() []string {
 }
 
 func (rs *RuleSet) String() string {
-	return fmt.Sprintf("%d rules, %d inodes, %d names, %d watched dirs, %d pinned dirs, %d scope entries",
-		len(rs.Rules), len(rs.Inodes), len(rs.Names), len(rs.Watched), len(rs.Pinned), len(rs.Scopes))
+	return fmt.Sprintf("%d rules, %d inodes, %d names, %d watched dirs, %d pinned dirs, %d scope entries, %d protections",
+		len(rs.Rules), len(rs.Inodes), len(rs.Names), len(rs.Watched), len(rs.Pinned), len(rs.Scopes), len(rs.Protections))
 }

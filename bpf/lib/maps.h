@@ -65,6 +65,14 @@ struct {
 	__type(value, __u32);
 } scopes SEC(".maps");
 
+/* Policy-driven protections by enum aegis_protect. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, AEGIS_PROTECT_MAX);
+	__type(key, __u32);
+	__type(value, struct protect_ref);
+} protections SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
