@@ -53,7 +53,7 @@ func TestQemuArgs(t *testing.T) {
 	}
 	args := strings.Join(qemuArgs(cfg, "/w/var.img", "/w/ctl.sock", "/w/qmp.sock"), " ")
 	for _, want := range []string{
-		"-accel tcg -cpu max -smp 2 -m 2048",
+		"-accel tcg,thread=single -cpu max -smp 2 -m 2048",
 		"-kernel /a/vmlinuz -initrd /a/initrd.img",
 		"-append console=ttyS0 root=/dev/vda lsm=bpf systemd.log_level=debug",
 		"file=/a/root.erofs,if=virtio,format=raw,readonly=on",

@@ -214,8 +214,16 @@ func qemuArgs(cfg Config, varDisk, ctlSock, qmpSock string) []string {
 	if cfg.Interactive {
 		serial = "mon:stdio"
 	}
+	// TCG runs single-threaded, as in tests/vm: with one thread per vCPU a
+	// vCPU can run a stale translation of kernel text that another is
+	// live-patching while BPF trampolines attach; seen here as CPUs stuck at
+	// bpf_lsm_mmap_file+0 when the agent re-attached after a watchdog kill.
+	accel := cfg.Accel
+	if accel == "tcg" {
+		accel = "tcg,thread=single"
+	}
 	return []string{
-		"-accel", cfg.Accel, "-cpu", "max", "-smp", fmt.Sprint(cfg.CPUs), "-m", fmt.Sprint(cfg.MemoryMB),
+		"-accel", accel, "-cpu", "max", "-smp", fmt.Sprint(cfg.CPUs), "-m", fmt.Sprint(cfg.MemoryMB),
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", serial,
 		"-kernel", a.Path(a.Kernel), "-initrd", a.Path(a.Initrd), "-append", cmdline,
 		"-drive", "file=" + a.Path(a.Root) + ",if=virtio,format=raw,readonly=on",
