@@ -255,13 +255,9 @@ func (p *policyEngine) KernelStats() (*metrics.Kernel, error) {
 }
 
 func perCPUSum(inst *engine.Instance, name string, key uint32) (uint64, error) {
-	var vals []uint64
-	if err := inst.Map(name).Lookup(key, &vals); err != nil {
+	v, err := engine.SumPerCPU(inst.Map(name), key)
+	if err != nil {
 		return 0, fmt.Errorf("reading %s[%d]: %w", name, key, err)
 	}
-	var sum uint64
-	for _, v := range vals {
-		sum += v
-	}
-	return sum, nil
+	return v, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/aegisbpf/aegisbpf/agent/daemon"
+	"github.com/aegisbpf/aegisbpf/agent/engine"
 	"github.com/aegisbpf/aegisbpf/agent/events"
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
@@ -211,15 +212,7 @@ func readDrops(path string) (uint64, error) {
 		return 0, err
 	}
 	defer m.Close()
-	var perCPU []uint64
-	if err := m.Lookup(events.StatRingbufDrops, &perCPU); err != nil {
-		return 0, err
-	}
-	var sum uint64
-	for _, v := range perCPU {
-		sum += v
-	}
-	return sum, nil
+	return engine.SumPerCPU(m, events.StatRingbufDrops)
 }
 
 // processRunning reports whether pid is a live process.

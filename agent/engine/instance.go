@@ -346,7 +346,7 @@ func (e *Engine) Release(id string) error {
 		e.current = nil
 	}
 	e.mu.Unlock()
-	ids, err := e.linkIDs(id)
+	ids, err := e.programIDs(id)
 	if err != nil {
 		return err
 	}
@@ -356,9 +356,9 @@ func (e *Engine) Release(id string) error {
 	return waitDetached(ids, 10*time.Second)
 }
 
-// linkIDs returns the kernel ids of the programs behind instance id's
+// programIDs returns the kernel ids of the programs behind instance id's
 // pinned links.
-func (e *Engine) linkIDs(id string) ([]ebpf.ProgramID, error) {
+func (e *Engine) programIDs(id string) ([]ebpf.ProgramID, error) {
 	dir := filepath.Join(e.root(), id, "links")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -497,4 +497,18 @@ func (i *Instance) Program(name string) *ebpf.Program {
 		return nil
 	}
 	return i.coll.Programs[name]
+}
+
+// SumPerCPU reads key of a per-CPU map of uint64 counters (decisions,
+// stats) and returns the sum over CPUs.
+func SumPerCPU(m *ebpf.Map, key uint32) (uint64, error) {
+	var vals []uint64
+	if err := m.Lookup(key, &vals); err != nil {
+		return 0, err
+	}
+	var sum uint64
+	for _, v := range vals {
+		sum += v
+	}
+	return sum, nil
 }
