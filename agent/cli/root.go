@@ -54,6 +54,7 @@ func Root() *Command {
 			runCommand(),
 			applianceCommand(),
 			metricsCommand(),
+			slotCommand(),
 		},
 	}
 }

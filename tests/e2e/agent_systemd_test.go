@@ -3,71 +3,33 @@ package e2e
 import (
 	"context"
 	"io/fs"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aegisbpf/aegisbpf/image/appliance"
-	"github.com/aegisbpf/aegisbpf/policy/keys"
-	"github.com/aegisbpf/aegisbpf/policy/sign"
 )
 
-// agentFiles returns the base-root files that install the agent directly
-// (without the signed layer, which the slots work adds): the static binary,
-// the units enabled at boot, a signed enforcing policy denying reads of
-// secret, and the key that signed it.
-func agentFiles(t *testing.T, secret string) []appliance.File {
-	t.Helper()
-	root, err := RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "aegisbpf")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./agent/cmd/aegisbpf")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the agent: %v\n%s", err, out)
-	}
-	pub, priv, err := keys.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPEM, _ := keys.MarshalPublic(pub)
-	pol := "version = 1\nmode = \"enforce\"\nserial = 1\n\n[[file]]\nid = \"e2e-secret\"\npaths = [\"" + secret + "\"]\naccess = \"read\"\n"
-	sig, err := sign.Sign(priv, []byte(pol), 1, time.Now().Add(-24*time.Hour), time.Now().Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit := func(name string) appliance.File {
-		return appliance.File{Path: "/usr/lib/systemd/system/" + name, Mode: 0o644, Source: filepath.Join(root, "systemd", name)}
-	}
-	return []appliance.File{
-		{Path: "/usr/bin/aegisbpf", Mode: 0o755, Source: bin},
-		unit("aegisbpf.service"),
-		unit("aegisbpf-metrics.socket"),
-		{Path: "/etc/systemd/system/sysinit.target.wants/aegisbpf.service", Mode: fs.ModeSymlink, Target: "/usr/lib/systemd/system/aegisbpf.service"},
-		{Path: "/etc/systemd/system/sockets.target.wants/aegisbpf-metrics.socket", Mode: fs.ModeSymlink, Target: "/usr/lib/systemd/system/aegisbpf-metrics.socket"},
-		{Path: "/usr/share/aegisbpf/policy.toml", Mode: 0o644, Data: []byte(pol)},
-		{Path: "/usr/share/aegisbpf/policy.toml.sig", Mode: 0o644, Data: sig},
-		{Path: "/usr/lib/aegisbpf/keys/e2e.pub", Mode: 0o644, Data: pubPEM},
-		{Path: secret, Mode: 0o644, Data: []byte("the e2e secret\n")},
-	}
-}
-
-// TestAgentUnderSystemd boots the appliance with the agent enabled as a
-// systemd service: it is active and enforcing after boot; a SIGSTOP from
-// PID 1's side stops its watchdog pings and systemd restarts it, while a
-// loop probing the protected file never reads it.
+// TestAgentUnderSystemd boots a slotted appliance whose slot a holds a
+// signed layer with the agent: the base OS's activation unit merges it at
+// boot and the agent is active and enforcing before sysinit.target
+// (scenario 1); a SIGSTOP from PID 1's side stops its watchdog pings and
+// systemd restarts it, while a loop probing the protected file never reads
+// it (scenario 2); the metrics socket, systemd's, counts every denial of a
+// flood (scenario 3).
 func TestAgentUnderSystemd(t *testing.T) {
 	RequireE2E(t)
 	const secret = "/etc/aegis-e2e-secret"
-	a := BuildT(t, appliance.Config{RootFiles: agentFiles(t, secret)})
-	vm := StartT(t, a, Config{})
+	kit := KitT(t)
+	v1 := LayerT(t, kit, Release{Version: "1", Serial: 1, Policy: DenyReads(1, [2]string{"e2e-secret", secret})})
+	vm := SlottedVM(t, kit, SlottedConfig{First: v1, RootFiles: []appliance.File{
+		{Path: secret, Mode: 0o644, Data: []byte("the e2e secret\n")},
+		// An ordinary service, as early as any: it must be denied.
+		{Path: "/etc/systemd/system/e2e-early-probe.service", Mode: 0o644, Data: []byte(earlyProbeUnit(secret))},
+		{Path: "/etc/systemd/system/multi-user.target.wants/e2e-early-probe.service", Mode: fs.ModeSymlink | 0o777,
+			Target: "/etc/systemd/system/e2e-early-probe.service"},
+	}})
 	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
 	defer cancel()
 	state, err := vm.WaitSystem(ctx)
@@ -105,6 +67,21 @@ func TestAgentUnderSystemd(t *testing.T) {
 		t.Errorf("aegisbpf became active at %s µs, sysinit.target at %s µs (monotonic): want the agent first", order[0], order[1])
 	}
 	t.Logf("agent active at %.1f s of boot, sysinit.target at %.1f s", float64(agentAt)/1e6, float64(sysinitAt)/1e6)
+	if got := run("cat /run/e2e-early-probe 2>&1 || true"); !strings.Contains(got, "Operation not permitted") || !strings.Contains(got, "rc=1") {
+		t.Errorf("the early oneshot service's read of the protected file: %q, want EPERM", got)
+	}
+	if got := run("journalctl -b -o short-monotonic --no-pager -u aegisbpf.service -u e2e-early-probe.service | grep -E 'Started|Starting' || true"); got != "" {
+		t.Logf("journal:\n%s", got)
+	}
+	// The metrics socket is systemd's and listens before the agent starts.
+	socks := strings.Fields(run("systemctl show -p ActiveEnterTimestampMonotonic --value aegisbpf-metrics.socket; systemctl show -p ExecMainStartTimestampMonotonic --value aegisbpf.service"))
+	if len(socks) != 2 {
+		t.Fatalf("socket/agent timestamps: %q", socks)
+	}
+	if sa, _ := strconv.ParseUint(socks[0], 10, 64); sa == 0 || sa > agentAt {
+		t.Errorf("aegisbpf-metrics.socket became active at %s µs, after the agent (%d µs)", socks[0], agentAt)
+	}
+	t.Logf("slots:\n%s", run("aegisbpf slot status"))
 
 	// Watchdog: stop the agent from PID 1's side and probe meanwhile.
 	run("systemd-run --unit=e2e-probe --quiet sh -c 'for i in $(seq 600); do cat " + secret + " >/dev/null 2>&1 && echo OPENED >>/run/e2e-probe.log; echo tick >>/run/e2e-probe.ticks; sleep 0.05; done'")
@@ -164,4 +141,17 @@ func TestAgentUnderSystemd(t *testing.T) {
 		t.Errorf("the flood produced %d journal entries, want between 1 and 200", n)
 	}
 	t.Logf("flood: %d journal entries; agent RSS now %s, peak %s", n, rss("VmRSS"), rss("VmHWM"))
+}
+
+// earlyProbeUnit is an ordinary oneshot service with default dependencies
+// (after sysinit.target, like every ordinary service) that tries to read
+// secret and records the outcome.
+func earlyProbeUnit(secret string) string {
+	return `[Unit]
+Description=e2e: an ordinary early service reading a protected file
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'cat ` + secret + ` >/run/e2e-early-probe 2>&1; echo rc=$? >>/run/e2e-early-probe'
+`
 }
