@@ -122,3 +122,68 @@ func TestDirectives(t *testing.T) {
 		}
 	}
 }
+
+// baseUnits are the base OS's slot units (systemd/base), installed in
+// /etc/systemd/system where a layer cannot replace them.
+var baseUnits = []string{"aegisbpf-slot-activate.service", "aegisbpf-slot-probation.service", "aegisbpf-slot-rollback.service"}
+
+// TestVerifyBase verifies the slot units together with the layer's units
+// and the base's drop-in for the agent, with the slot manager stubbed.
+func TestVerifyBase(t *testing.T) {
+	sa := analyze(t)
+	dir := stage(t)
+	stub := filepath.Join(dir, "aegisbpf")
+	for _, u := range baseUnits {
+		b, err := os.ReadFile(filepath.Join("base", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte("/usr/libexec/aegisbpf/aegisbpf "), []byte(stub+" "))
+		if err := os.WriteFile(filepath.Join(dir, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropin, err := os.ReadFile("base/aegisbpf.service.d/10-slots.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "aegisbpf.service.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dropin = bytes.ReplaceAll(dropin, []byte("/usr/libexec/aegisbpf/aegisbpf "), []byte(stub+" "))
+	if err := os.WriteFile(filepath.Join(dir, "aegisbpf.service.d", "10-slots.conf"), dropin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"verify", "--man=no"}
+	for _, u := range append(append([]string{}, units...), baseUnits...) {
+		args = append(args, filepath.Join(dir, u))
+	}
+	cmd := exec.Command(sa, args...)
+	cmd.Env = append(os.Environ(), "SYSTEMD_LOG_COLOR=0", "SYSTEMD_UNIT_PATH="+dir+":")
+	out, err := cmd.CombinedOutput()
+	var ours []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "aegisbpf") {
+			ours = append(ours, line)
+		}
+	}
+	if err != nil || len(ours) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	for file, want := range map[string][]string{
+		"base/aegisbpf-slot-activate.service":   {"DefaultDependencies=no", "Before=sysinit.target aegisbpf.service", "ExecStart=/usr/libexec/aegisbpf/aegisbpf slot activate --boot", "WantedBy=sysinit.target"},
+		"base/aegisbpf-slot-probation.service":  {"Type=exec", "ExecStart=/usr/libexec/aegisbpf/aegisbpf slot probation"},
+		"base/aegisbpf-slot-rollback.service":   {"ExecStart=/usr/libexec/aegisbpf/aegisbpf slot rollback --auto"},
+		"base/aegisbpf.service.d/10-slots.conf": {"OnFailure=aegisbpf-slot-rollback.service", "ExecStopPost=+/usr/libexec/aegisbpf/aegisbpf slot agent-stopped"},
+	} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if !bytes.Contains(b, []byte("\n"+w)) {
+				t.Errorf("%s lacks %q", file, w)
+			}
+		}
+	}
+}

@@ -184,7 +184,11 @@ func TestResetAndReboot(t *testing.T) {
 	if _, err := vm.WaitSystem(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.Run(ctx, "echo survived >/var/tmp/e2e-reset && sync && echo 'before reset' | systemd-cat -t e2e-reset && journalctl --sync"); err != nil {
+	// systemd-cat hands the line to journald over a stream socket, and
+	// journald may serve the --sync request before it reads that socket:
+	// wait until the entry is in the journal, then sync it to disk.
+	if _, err := vm.Run(ctx, "echo survived >/var/tmp/e2e-reset && sync && echo 'before reset' | systemd-cat -t e2e-reset && "+
+		"for i in $(seq 100); do journalctl -b -t e2e-reset -q -o cat | grep -q 'before reset' && break; sleep 0.1; done && journalctl --sync"); err != nil {
 		t.Fatal(err)
 	}
 	// A command in flight when the power goes must fail at once, not at

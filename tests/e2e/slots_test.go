@@ -151,7 +151,7 @@ func TestSlotUpdates(t *testing.T) {
 	}
 	wrongKey := LayerT(t, kit, Release{Version: "5", Serial: 5, Policy: policyV2(5), Key: otherKey})
 	tampered := tamperedCopy(t, v4, ".erofs", 1<<20)
-	badSig := tamperedCopy(t, v4, ".manifest.sig", 60)
+	badSig := tamperedCopy(t, v4, ".manifest.json", 100) // the signature no longer matches
 
 	vm := SlottedVM(t, kit, SlottedConfig{
 		First: v1, Probation: "10s", RootFiles: protectedFiles(),
@@ -168,7 +168,7 @@ func TestSlotUpdates(t *testing.T) {
 	}
 	g.expectEnforcing("v1", map[string]bool{fileBoth: true, fileV1Only: true})
 
-	t.Run("good update", func(t *testing.T) {
+	step(t, "good update", func(t *testing.T) {
 		g.t = t
 		g.run("aegisbpf slot install " + UpdatesDir + "/v2")
 		g.run("aegisbpf slot switch")
@@ -190,7 +190,7 @@ func TestSlotUpdates(t *testing.T) {
 		}
 	})
 
-	t.Run("refusals", func(t *testing.T) {
+	step(t, "refusals", func(t *testing.T) {
 		g.t = t
 		for _, c := range []struct{ name, dir, want string }{
 			{"tampered image", "tampered", "layer is corrupt"},
@@ -214,7 +214,7 @@ func TestSlotUpdates(t *testing.T) {
 		}
 	})
 
-	t.Run("bad update rolls back", func(t *testing.T) {
+	step(t, "bad update rolls back", func(t *testing.T) {
 		g.t = t
 		g.run("aegisbpf slot install " + UpdatesDir + "/v3")
 		g.run("aegisbpf slot switch")
@@ -240,7 +240,7 @@ func TestSlotUpdates(t *testing.T) {
 		g.expectEnforcing("v2 after the rollback", map[string]bool{fileBoth: true, fileV2Only: true})
 	})
 
-	t.Run("reboot with an unconfirmed slot", func(t *testing.T) {
+	step(t, "reboot with an unconfirmed slot", func(t *testing.T) {
 		g.t = t
 		g.run("aegisbpf slot install " + UpdatesDir + "/v4")
 		g.run("aegisbpf slot switch")
@@ -333,7 +333,7 @@ func TestSlotPowerLoss(t *testing.T) {
 		}
 	}
 
-	t.Run("during install", func(t *testing.T) {
+	step(t, "during install", func(t *testing.T) {
 		g.t = t
 		cut("aegisbpf slot install "+UpdatesDir+"/v2", "ls -d /var/lib/aegisbpf/slots/.b.new-* >/dev/null 2>&1")
 		s := g.state()
@@ -352,7 +352,7 @@ func TestSlotPowerLoss(t *testing.T) {
 		}
 	})
 
-	t.Run("during activation", func(t *testing.T) {
+	step(t, "during activation", func(t *testing.T) {
 		g.t = t
 		g.run("aegisbpf slot switch")
 		cut("aegisbpf slot activate", "ls /dev/mapper/aegisbpf-b-* >/dev/null 2>&1")
@@ -369,5 +369,14 @@ func TestSlotPowerLoss(t *testing.T) {
 	g.t = t
 	if err := vm.Poweroff(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// step runs a dependent subtest: the next steps make no sense after a
+// failure, so the whole test stops.
+func step(t *testing.T, name string, fn func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, fn) {
+		t.FailNow()
 	}
 }
