@@ -51,6 +51,8 @@ type System interface {
 	Agent(ctx context.Context, a AgentAction) error
 	// StartProbation queues the probation unit.
 	StartProbation(ctx context.Context) error
+	// StartRollback starts the rollback unit and waits for it.
+	StartRollback(ctx context.Context) error
 	// AgentHealth reads the agent unit's state for probation.
 	AgentHealth(ctx context.Context) (Health, error)
 }
@@ -475,6 +477,7 @@ func (m *Manager) Activate(ctx context.Context, opts ActivateOptions) error {
 			if target == s.Pending {
 				s.Tries--
 			}
+			prevActive, prevBoot := s.Active, s.ActiveBoot
 			s.Active, s.ActiveBoot = target, boot
 			s.record(m.now(), "activate", target, s.Slots[target].Version)
 			// Durable before the layer is touched: a power cut during
@@ -488,6 +491,7 @@ func (m *Manager) Activate(ctx context.Context, opts ActivateOptions) error {
 				return true, nil
 			}
 			if target != s.Pending {
+				s.Active, s.ActiveBoot = prevActive, prevBoot
 				return true, fmt.Errorf("activating the good slot %s: %w", s.Label(target), err)
 			}
 			m.say("activating pending slot %s failed: %v", s.Label(target), err)
@@ -565,12 +569,14 @@ func (m *Manager) markGood(s *State) (bool, error) {
 type RollbackOptions struct {
 	// Reason is recorded in the state and said.
 	Reason string
-	// Auto: run by the failure path; only a slot on probation is rolled
-	// back, never a good one.
+	// Auto: run by the failure path (the rollback unit). It rolls back a
+	// slot on probation, and activates the good slot when the active one
+	// is not good (agent-stopped marked it bad); it never rolls back a
+	// good slot.
 	Auto bool
 	// Agent is what to do with the agent afterwards.
 	Agent AgentAction
-	// NoAgent leaves the agent alone (systemd restarts it itself).
+	// NoAgent leaves the agent alone.
 	NoAgent bool
 }
 
@@ -578,6 +584,10 @@ type RollbackOptions struct {
 // probation (or merely switched to) is marked bad. Without Auto and with
 // nothing pending, the good slot itself is rolled back to the previous
 // good slot, the one explicit way below the anti-rollback floor.
+//
+// The slot rolled back is marked bad durably before anything is
+// activated; the state names the good slot active only once it is
+// merged, so a failed activation never leaves the state claiming it.
 func (m *Manager) Rollback(ctx context.Context, o RollbackOptions) error {
 	ring, err := m.ring()
 	if err != nil {
@@ -593,15 +603,20 @@ func (m *Manager) Rollback(ctx context.Context, o RollbackOptions) error {
 	activated := false
 	err = m.locked(ctx, func(s *State) (bool, error) {
 		switch {
+		case o.Auto && s.OnProbation():
+			m.markBad(s, s.Pending, o.Reason)
+		case o.Auto:
+			if s.Good == "" || (s.Active == s.Good && s.ActiveBoot == boot) {
+				m.say("nothing on probation: slot %s is good and is not rolled back automatically", s.Label(s.Active))
+				return false, nil
+			}
+			m.say("the active slot %s is not the good slot; activating %s", s.Label(s.Active), s.Label(s.Good))
 		case s.Pending != "" && s.Active != s.Pending:
 			m.markBad(s, s.Pending, o.Reason)
 			m.say("the switch is cancelled; slot %s stays active", s.Label(s.Active))
 			return true, nil
 		case s.OnProbation():
 			m.markBad(s, s.Pending, o.Reason)
-		case o.Auto:
-			m.say("nothing on probation: slot %s is good and is not rolled back automatically", s.Label(s.Active))
-			return false, nil
 		default:
 			prev := s.PreviousGood
 			if prev == "" || s.Slots[prev] == nil || s.Slots[prev].Bad != "" {
@@ -618,14 +633,14 @@ func (m *Manager) Rollback(ctx context.Context, o RollbackOptions) error {
 		if target == "" {
 			return true, refuse("no good slot to roll back to")
 		}
-		s.Active, s.ActiveBoot = target, boot
-		s.record(m.now(), "activate", target, s.Slots[target].Version)
 		if err := saveState(m.Dir, s); err != nil {
 			return false, err
 		}
 		if err := m.activate(ctx, target, s.Slots[target], ring); err != nil {
 			return true, fmt.Errorf("activating the good slot %s: %w", s.Label(target), err)
 		}
+		s.Active, s.ActiveBoot = target, boot
+		s.record(m.now(), "activate", target, s.Slots[target].Version)
 		activated = true
 		return true, nil
 	})
@@ -635,10 +650,12 @@ func (m *Manager) Rollback(ctx context.Context, o RollbackOptions) error {
 	return m.Sys.Agent(ctx, o.Agent)
 }
 
-// AgentStopped is the agent unit's ExecStopPost: when the agent of a slot
+// AgentStopped is the agent unit's ExecStopPost. When the agent of a slot
 // on probation stopped with a failure (result is systemd's
-// $SERVICE_RESULT), the slot is rolled back at once and systemd's own
-// restart brings up the good slot's agent.
+// $SERVICE_RESULT), the slot is marked bad at once and the rollback unit
+// is started and waited for: it activates the good slot outside the
+// agent's cgroup (whose device policy forbids device-mapper) and queues
+// the agent's start, so the next agent is the good slot's.
 func (m *Manager) AgentStopped(ctx context.Context, result, code, status string) error {
 	if result == "" || result == "success" {
 		return nil
@@ -648,15 +665,20 @@ func (m *Manager) AgentStopped(ctx context.Context, result, code, status string)
 		why += ", " + code + " " + status
 	}
 	why += ")"
-	st, err := m.Status(ctx)
-	if err != nil {
+	rollback := false
+	err := m.locked(ctx, func(s *State) (bool, error) {
+		if !s.OnProbation() {
+			m.say("agent stopped (result %s); slot %s is good, systemd restarts it", result, s.Label(s.Active))
+			return false, nil
+		}
+		m.markBad(s, s.Pending, why)
+		rollback = true
+		return true, nil
+	})
+	if err != nil || !rollback {
 		return err
 	}
-	if !st.OnProbation() {
-		m.say("agent stopped (result %s); slot %s is good, systemd restarts it", result, st.Label(st.Active))
-		return nil
-	}
-	return m.Rollback(ctx, RollbackOptions{Reason: why, Auto: true, NoAgent: true})
+	return m.Sys.StartRollback(ctx)
 }
 
 // Probation waits until the agent of the slot on probation has been

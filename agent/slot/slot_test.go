@@ -27,6 +27,8 @@ type fakeSystem struct {
 	agent     []AgentAction
 	probation int
 	health    []Health // returned in turn; the last one repeats
+	rollbacks int
+	m         *Manager
 }
 
 func (f *fakeSystem) BootID() (string, error) { return f.boot, nil }
@@ -57,6 +59,14 @@ func (f *fakeSystem) StartProbation(ctx context.Context) error {
 	defer f.mu.Unlock()
 	f.probation++
 	return nil
+}
+
+func (f *fakeSystem) StartRollback(ctx context.Context) error {
+	f.mu.Lock()
+	f.rollbacks++
+	f.mu.Unlock()
+	// The unit runs 'slot rollback --auto'.
+	return f.m.Rollback(ctx, RollbackOptions{Auto: true, Agent: AgentRecover, Reason: "the agent unit failed (OnFailure)"})
 }
 
 func (f *fakeSystem) AgentHealth(ctx context.Context) (Health, error) {
@@ -135,6 +145,7 @@ func newManager(t *testing.T) (*Manager, *fakeSystem, map[string]string) {
 	sys := &fakeSystem{boot: "boot-1", health: []Health{{}}}
 	var out bytes.Buffer
 	m := &Manager{Dir: t.TempDir(), KeysDir: trustAll(t, dirs), Sys: sys, Out: &out, LockWait: time.Second}
+	sys.m = m
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("manager output:\n%s", out.String())
@@ -362,6 +373,7 @@ func TestAgentFailureOnProbationRollsBack(t *testing.T) {
 	}
 	agentCalls := len(sys.agent)
 	must(t, m.AgentStopped(ctx, "watchdog", "killed", "ABRT"))
+	activations := len(sys.activated)
 	s := state(t, m)
 	if s.Active != "a" || s.Good != "a" || s.Pending != "" || !strings.Contains(s.Slots["b"].Bad, "result watchdog, killed ABRT") {
 		t.Fatalf("after the agent failed on probation:\n%s", Describe(s))
@@ -369,8 +381,13 @@ func TestAgentFailureOnProbationRollsBack(t *testing.T) {
 	if got := sys.activated[len(sys.activated)-1]; got != "a=1" {
 		t.Errorf("last activation %q, want a=1", got)
 	}
-	if len(sys.agent) != agentCalls {
-		t.Errorf("agent-stopped asked systemd to act on the agent (%v); its Restart= does that", sys.agent[agentCalls:])
+	if sys.rollbacks != 1 || len(sys.agent) != agentCalls+1 || sys.agent[agentCalls] != AgentRecover {
+		t.Errorf("rollback unit runs %d, agent actions after it %v; want one run that recovers the agent", sys.rollbacks, sys.agent[agentCalls:])
+	}
+	// The OnFailure backstop afterwards finds nothing to do.
+	must(t, m.Rollback(ctx, RollbackOptions{Auto: true, Agent: AgentRecover}))
+	if len(sys.activated) != activations {
+		t.Errorf("a second automatic rollback re-activated: %v", sys.activated)
 	}
 }
 

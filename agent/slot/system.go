@@ -37,6 +37,7 @@ const (
 	// AgentUnit and ProbationUnit are the units the slots drive.
 	AgentUnit     = "aegisbpf.service"
 	ProbationUnit = "aegisbpf-slot-probation.service"
+	RollbackUnit  = "aegisbpf-slot-rollback.service"
 )
 
 // Host is the System of a real host: veritysetup, mount(2),
@@ -267,6 +268,11 @@ func (h Host) Agent(ctx context.Context, a AgentAction) error {
 // StartProbation implements System.
 func (h Host) StartProbation(ctx context.Context) error {
 	return h.run(ctx, "systemctl", "start", "--no-block", ProbationUnit)
+}
+
+// StartRollback implements System.
+func (h Host) StartRollback(ctx context.Context) error {
+	return h.run(ctx, "systemctl", "start", RollbackUnit)
 }
 
 // AgentHealth implements System with systemctl show.

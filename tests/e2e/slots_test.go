@@ -92,8 +92,10 @@ func (g *slotGuest) waitFor(what string, limit time.Duration, ok func() bool) ti
 	t0 := time.Now()
 	for !ok() {
 		if time.Since(t0) > limit {
-			g.t.Fatalf("%s: not within %s\nslots:\n%s\nagent:\n%s", what, limit,
-				g.run(BaseAgent+" slot status"), g.run("journalctl -b --no-pager -n 40 -u aegisbpf.service -u aegisbpf-slot-probation.service -u aegisbpf-slot-rollback.service"))
+			g.t.Fatalf("%s: not within %s\nslots:\n%s\nunit:\n%s\njournal:\n%s", what, limit,
+				g.run(BaseAgent+" slot status"), g.run("systemctl cat aegisbpf.service | grep -E '^(#|Exec)'"),
+				g.run("journalctl -b --no-pager -o short-monotonic -u aegisbpf.service -u 'aegisbpf-slot-*' | "+
+					"grep -E 'systemd\\[1\\]|slot|rolling|activat|refresh|reload|msg=\"(agent starting|enforcing|policy verified|stopping)|level=(WARN|ERROR)' | tail -80"))
 		}
 		time.Sleep(time.Second)
 	}
