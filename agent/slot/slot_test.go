@@ -571,3 +571,27 @@ func ExampleDescribe() {
 	// b     2                2       active, pending (0 tries left), on probation
 	// anti-rollback floor: serial 1
 }
+
+func TestFailedRollbackDoesNotClaimTheGoodSlot(t *testing.T) {
+	m, sys, dirs := newManager(t)
+	ctx := t.Context()
+	must(t, m.Seed(ctx, dirs["1"]))
+	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
+	must(t, m.Install(ctx, dirs["2"]))
+	must(t, m.Switch(ctx, 1))
+	must(t, m.Activate(ctx, ActivateOptions{}))
+	sys.failSlot = "a"
+	if err := m.AgentStopped(ctx, "watchdog", "killed", "ABRT"); err == nil || !strings.Contains(err.Error(), "activating the good slot a") {
+		t.Fatalf("agent-stopped with the good slot failing to activate: %v", err)
+	}
+	s := state(t, m)
+	if s.Active != "b" || s.Slots["b"].Bad == "" || s.Pending != "" {
+		t.Fatalf("the state after a failed rollback:\n%s", Describe(s))
+	}
+	// Once the good slot activates, the backstop finishes the job.
+	sys.failSlot = ""
+	must(t, m.Rollback(ctx, RollbackOptions{Auto: true, Agent: AgentRecover}))
+	if s := state(t, m); s.Active != "a" {
+		t.Fatalf("after the backstop:\n%s", Describe(s))
+	}
+}
