@@ -25,7 +25,13 @@ enum aegis_hook {
 	AEGIS_HOOK_RENAME = 4,
 	AEGIS_HOOK_UNLINK = 5,
 	AEGIS_HOOK_LINK = 6,
-	AEGIS_HOOK_MAX = 8,
+	AEGIS_HOOK_PROTECT = 7, /* policy protections; access holds enum aegis_protect */
+	AEGIS_HOOK_CONNECT = 8, /* socket_connect */
+	AEGIS_HOOK_SENDMSG = 9, /* socket_sendmsg with a destination address */
+	AEGIS_HOOK_SIGNAL = 10, /* a signal to the agent; ino = target tgid, dev = signal */
+	AEGIS_HOOK_BPF = 11,    /* bpf() access to the agent's objects; ino = object id, dev = bpf command */
+	AEGIS_HOOK_UMOUNT = 12, /* unmounting the bpffs holding the agent's pins */
+	AEGIS_HOOK_MAX = 16,
 };
 
 enum aegis_action {
@@ -101,18 +107,12 @@ struct scope_key {
 	__u32 _pad;
 };
 
-/* The hook value of protection events (ptrace, module loading); their
- * access field holds the enum aegis_protect kind. It is the free decisions
- * slot 7 below AEGIS_HOOK_MAX. It is not yet in enum aegis_hook only because
- * agent/events/names.go (not this change's) does not name it yet: moving it
- * there as AEGIS_HOOK_PROTECT goes with adding HookProtect to names.go. */
-#define AEGIS_PROTECT_HOOK 7
-
 /* Policy-driven protections: the key of the protections map, matching
  * policy.ProtectKind. */
 enum aegis_protect {
 	AEGIS_PROTECT_PTRACE = 1,
 	AEGIS_PROTECT_MODULE_LOAD = 2,
+	AEGIS_PROTECT_AGENT = 3, /* ptrace of the agent (the agent rule, see struct agent_id) */
 	AEGIS_PROTECT_MAX = 4,
 };
 
@@ -121,6 +121,61 @@ enum aegis_protect {
 #define AEGIS_PROTECT_REFS 8
 struct protect_ref {
 	__u32 ref[AEGIS_PROTECT_REFS];
+};
+
+/* Network rules. The tries hold, for each distinct prefix of the policy,
+ * every rule whose prefix covers it (index + 1, enforcing rules first), so
+ * the longest-prefix match alone finds every rule that matches an address. */
+#define AEGIS_NET_REFS 8
+struct net_ref {
+	__u32 ref[AEGIS_NET_REFS];
+};
+
+struct net4_key {
+	__u32 prefixlen;
+	__u8 addr[4]; /* network byte order */
+};
+
+struct net6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* A closed port range, host byte order. */
+struct port_range {
+	__u16 lo;
+	__u16 hi;
+};
+
+/* What a network rule matches besides the address, by rule index. */
+#define AEGIS_MAX_PORT_RANGES 16
+struct net_rule {
+	__u32 protocol; /* IPPROTO_*, 0 = any */
+	__u32 nports;   /* 0 = every port */
+	struct port_range ports[AEGIS_MAX_PORT_RANGES];
+};
+
+/* The agent protection. The agent is identified by its cgroup: the kernfs
+ * id of the cgroup's parent and the FNV-1a 64 hash of the cgroup's own name
+ * (its first 63 bytes). A cgroup that systemd removes and re-creates on a
+ * restart keeps that identity, whatever binary runs in it (docs/adr/0004). */
+struct agent_id {
+	__u64 parent_cgroup;
+	__u64 name_hash;
+	__u64 pin_root_ino; /* the pin root directory on bpffs */
+	__u32 pin_root_dev;
+	__u32 rule; /* rule index + 1 holding the protection, 0 = off */
+};
+
+/* An object of the agent guarded against bpf() access by others. */
+enum aegis_obj_kind {
+	AEGIS_OBJ_MAP = 1,
+	AEGIS_OBJ_LINK = 2,
+};
+
+struct obj_key {
+	__u32 kind;
+	__u32 id;
 };
 
 /* Per-rule, per-CPU hit counters. */

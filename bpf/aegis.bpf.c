@@ -13,6 +13,8 @@
 #include "lib/file.h"
 #include "lib/event.h"
 #include "lib/protect.h"
+#include "lib/net.h"
+#include "lib/agent.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -20,6 +22,7 @@ char LICENSE[] SEC("license") = "GPL";
 const struct event *unused_event __attribute__((unused));
 const struct rule_counter *unused_counter __attribute__((unused));
 const struct protect_ref *unused_protect_ref __attribute__((unused));
+const struct port_range *unused_port_range __attribute__((unused));
 
 static __always_inline void fill_file(struct event *e, struct file *file, struct dentry *d, __u32 dev, __u64 ino, bool with_path)
 {
@@ -165,6 +168,8 @@ int BPF_PROG(aegis_file_mprotect, struct vm_area_struct *vma, unsigned long reqp
  * may not be removed or replaced either. */
 static __always_inline int guard_object(struct dentry *d, __u32 hook, bool any_access)
 {
+	if (guard_pin(d, hook) == AEGIS_ACTION_DENY)
+		return verdict(AEGIS_ACTION_DENY);
 	__u32 rule = AEGIS_NO_RULE;
 	__u32 action = AEGIS_ACTION_ALLOW;
 	__u32 access = AEGIS_ACCESS_WRITE;
@@ -229,6 +234,8 @@ int BPF_PROG(aegis_inode_rmdir, struct inode *dir, struct dentry *dentry)
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(aegis_ptrace_access_check, struct task_struct *child, unsigned int mode)
 {
+	if (guard_ptrace(child, mode) == AEGIS_ACTION_DENY)
+		return verdict(AEGIS_ACTION_DENY);
 	return verdict(decide_protect(AEGIS_PROTECT_PTRACE));
 }
 
@@ -252,4 +259,124 @@ SEC("lsm/kernel_module_request")
 int BPF_PROG(aegis_kernel_module_request, char *kmod_name)
 {
 	return verdict(decide_protect(AEGIS_PROTECT_MODULE_LOAD));
+}
+
+/* read_sockaddr fills q from the sockaddr at addr (kernel memory) of len
+ * bytes. It returns false for anything but an IPv4 or IPv6 address long
+ * enough for the protocols to accept it: those calls fail without our
+ * help (EINVAL, EAFNOSUPPORT) or are no destination (AF_UNSPEC). */
+static __always_inline bool read_sockaddr(void *addr, int len, struct net_query *q)
+{
+	__u16 family = 0;
+	if (!addr || len < 2 || bpf_probe_read_kernel(&family, sizeof(family), addr) < 0)
+		return false;
+	__be16 port = 0;
+	if (family == AF_INET && len >= 16) {
+		if (bpf_probe_read_kernel(&port, sizeof(port), addr + 2) < 0 ||
+		    bpf_probe_read_kernel(q->addr, 4, addr + 4) < 0)
+			return false;
+	} else if (family == AF_INET6 && len >= 24) {
+		if (bpf_probe_read_kernel(&port, sizeof(port), addr + 2) < 0 ||
+		    bpf_probe_read_kernel(q->addr, 16, addr + 8) < 0)
+			return false;
+	} else {
+		return false;
+	}
+	q->family = family;
+	q->port = bpf_ntohs(port);
+	return true;
+}
+
+/* sock_protocol returns the IP protocol of an IPv4 or IPv6 socket, 0 for
+ * other sockets. MPTCP is decided as TCP: its subflows are TCP. */
+static __always_inline __u32 sock_protocol(struct socket *sock)
+{
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	__u32 proto = BPF_CORE_READ(sk, sk_protocol);
+	return proto == IPPROTO_MPTCP ? IPPROTO_TCP : proto;
+}
+
+/* check_dest decides a connect or send from sock to the sockaddr at addr
+ * and reports it with the address as the process gave it. */
+static __always_inline int check_dest(struct socket *sock, void *addr, int len, __u32 hook)
+{
+	struct net_query q = {};
+	__u32 proto = sock_protocol(sock);
+	if (proto == 0 || !read_sockaddr(addr, len, &q))
+		return 0;
+	q.protocol = proto;
+	__u32 family = q.family;
+	__u8 given[16];
+	__builtin_memcpy(given, q.addr, sizeof(given));
+	net_query_unmap(&q);
+	__u32 rule;
+	__u32 action = decide_net(&q, &rule);
+	struct event *e = report(hook, action, 0, rule);
+	if (e) {
+		e->family = family;
+		e->port = q.port;
+		e->protocol = proto;
+		__builtin_memcpy(e->addr, given, sizeof(given));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(action);
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(aegis_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen)
+{
+	return check_dest(sock, (void *)address, addrlen, AEGIS_HOOK_CONNECT);
+}
+
+/* An unconnected datagram (or a TCP Fast Open sendto) names its
+ * destination in msg_name, a kernel copy of the caller's address. */
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(aegis_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size)
+{
+	void *name = BPF_CORE_READ(msg, msg_name);
+	if (!name)
+		return 0;
+	return check_dest(sock, name, BPF_CORE_READ(msg, msg_namelen), AEGIS_HOOK_SENDMSG);
+}
+
+SEC("lsm/task_kill")
+int BPF_PROG(aegis_task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig, const struct cred *cred)
+{
+	return verdict(guard_signal(p, sig, true));
+}
+
+/* SIGIO (or the F_SETSIG signal) sent to a file's owner: the agent never
+ * asks for it, so it is refused from everyone but the agent. */
+SEC("lsm/file_send_sigiotask")
+int BPF_PROG(aegis_file_send_sigiotask, struct task_struct *tsk, struct fown_struct *fown, int sig)
+{
+	return verdict(guard_signal(tsk, sig ? sig : AEGIS_SIGIO, false));
+}
+
+SEC("lsm/bpf_map")
+int BPF_PROG(aegis_bpf_map, struct bpf_map *map, fmode_t fmode)
+{
+	return verdict(guard_object_id(AEGIS_OBJ_MAP, BPF_CORE_READ(map, id), 0));
+}
+
+/* Links have no object hook: a link descriptor by id is refused here; one
+ * from a pin needs the pin, and an LSM link has no detach operation. */
+SEC("lsm/bpf")
+int BPF_PROG(aegis_bpf, int cmd, union bpf_attr *attr, unsigned int size)
+{
+	if (cmd != BPF_LINK_GET_FD_BY_ID)
+		return 0;
+	__u32 id = BPF_CORE_READ(attr, link_id);
+	return verdict(guard_object_id(AEGIS_OBJ_LINK, id, cmd));
+}
+
+SEC("lsm/sb_umount")
+int BPF_PROG(aegis_sb_umount, struct vfsmount *mnt, int flags)
+{
+	return verdict(guard_umount(mnt));
 }

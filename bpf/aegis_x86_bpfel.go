@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type AegisAgentId struct {
+	_            structs.HostLayout
+	ParentCgroup uint64
+	NameHash     uint64
+	PinRootIno   uint64
+	PinRootDev   uint32
+	Rule         uint32
+}
+
 type AegisEvent struct {
 	_        structs.HostLayout
 	TimeNs   uint64
@@ -51,6 +60,42 @@ type AegisNameKey struct {
 	Pad       uint32
 }
 
+type AegisNet4Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint8
+}
+
+type AegisNet6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
+type AegisNetRef struct {
+	_   structs.HostLayout
+	Ref [8]uint32
+}
+
+type AegisNetRule struct {
+	_        structs.HostLayout
+	Protocol uint32
+	Nports   uint32
+	Ports    [16]AegisPortRange
+}
+
+type AegisObjKey struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
+}
+
+type AegisPortRange struct {
+	_  structs.HostLayout
+	Lo uint16
+	Hi uint16
+}
+
 type AegisProtectRef struct {
 	_   structs.HostLayout
 	Ref [8]uint32
@@ -87,10 +132,16 @@ type AegisScopeKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	AegisMapAgent                     = "agent"
+	AegisMapAgentExempt               = "agent_exempt"
 	AegisMapDecisions                 = "decisions"
 	AegisMapEvents                    = "events"
+	AegisMapGuarded                   = "guarded"
 	AegisMapInodeRules                = "inode_rules"
 	AegisMapNameRules                 = "name_rules"
+	AegisMapNet4Rules                 = "net4_rules"
+	AegisMapNet6Rules                 = "net6_rules"
+	AegisMapNetRules                  = "net_rules"
 	AegisMapPinnedDirs                = "pinned_dirs"
 	AegisMapProtections               = "protections"
 	AegisMapRuleCounters              = "rule_counters"
@@ -99,9 +150,12 @@ const (
 	AegisMapStats                     = "stats"
 	AegisMapSubtreeDevs               = "subtree_devs"
 	AegisMapWatchedDirs               = "watched_dirs"
+	AegisProgAegisBpf                 = "aegis_bpf"
+	AegisProgAegisBpfMap              = "aegis_bpf_map"
 	AegisProgAegisBprmCheck           = "aegis_bprm_check"
 	AegisProgAegisFileMprotect        = "aegis_file_mprotect"
 	AegisProgAegisFileOpen            = "aegis_file_open"
+	AegisProgAegisFileSendSigiotask   = "aegis_file_send_sigiotask"
 	AegisProgAegisInodeLink           = "aegis_inode_link"
 	AegisProgAegisInodeRename         = "aegis_inode_rename"
 	AegisProgAegisInodeRmdir          = "aegis_inode_rmdir"
@@ -111,9 +165,14 @@ const (
 	AegisProgAegisKernelReadFile      = "aegis_kernel_read_file"
 	AegisProgAegisMmapFile            = "aegis_mmap_file"
 	AegisProgAegisPtraceAccessCheck   = "aegis_ptrace_access_check"
+	AegisProgAegisSbUmount            = "aegis_sb_umount"
+	AegisProgAegisSocketConnect       = "aegis_socket_connect"
+	AegisProgAegisSocketSendmsg       = "aegis_socket_sendmsg"
+	AegisProgAegisTaskKill            = "aegis_task_kill"
 	AegisVarCfgDenyUnresolved         = "cfg_deny_unresolved"
 	AegisVarUnusedCounter             = "unused_counter"
 	AegisVarUnusedEvent               = "unused_event"
+	AegisVarUnusedPortRange           = "unused_port_range"
 	AegisVarUnusedProtectRef          = "unused_protect_ref"
 )
 
@@ -159,9 +218,12 @@ type AegisSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AegisProgramSpecs struct {
+	AegisBpf                 *ebpf.ProgramSpec `ebpf:"aegis_bpf"`
+	AegisBpfMap              *ebpf.ProgramSpec `ebpf:"aegis_bpf_map"`
 	AegisBprmCheck           *ebpf.ProgramSpec `ebpf:"aegis_bprm_check"`
 	AegisFileMprotect        *ebpf.ProgramSpec `ebpf:"aegis_file_mprotect"`
 	AegisFileOpen            *ebpf.ProgramSpec `ebpf:"aegis_file_open"`
+	AegisFileSendSigiotask   *ebpf.ProgramSpec `ebpf:"aegis_file_send_sigiotask"`
 	AegisInodeLink           *ebpf.ProgramSpec `ebpf:"aegis_inode_link"`
 	AegisInodeRename         *ebpf.ProgramSpec `ebpf:"aegis_inode_rename"`
 	AegisInodeRmdir          *ebpf.ProgramSpec `ebpf:"aegis_inode_rmdir"`
@@ -171,16 +233,26 @@ type AegisProgramSpecs struct {
 	AegisKernelReadFile      *ebpf.ProgramSpec `ebpf:"aegis_kernel_read_file"`
 	AegisMmapFile            *ebpf.ProgramSpec `ebpf:"aegis_mmap_file"`
 	AegisPtraceAccessCheck   *ebpf.ProgramSpec `ebpf:"aegis_ptrace_access_check"`
+	AegisSbUmount            *ebpf.ProgramSpec `ebpf:"aegis_sb_umount"`
+	AegisSocketConnect       *ebpf.ProgramSpec `ebpf:"aegis_socket_connect"`
+	AegisSocketSendmsg       *ebpf.ProgramSpec `ebpf:"aegis_socket_sendmsg"`
+	AegisTaskKill            *ebpf.ProgramSpec `ebpf:"aegis_task_kill"`
 }
 
 // AegisMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AegisMapSpecs struct {
+	Agent        *ebpf.MapSpec `ebpf:"agent"`
+	AgentExempt  *ebpf.MapSpec `ebpf:"agent_exempt"`
 	Decisions    *ebpf.MapSpec `ebpf:"decisions"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Guarded      *ebpf.MapSpec `ebpf:"guarded"`
 	InodeRules   *ebpf.MapSpec `ebpf:"inode_rules"`
 	NameRules    *ebpf.MapSpec `ebpf:"name_rules"`
+	Net4Rules    *ebpf.MapSpec `ebpf:"net4_rules"`
+	Net6Rules    *ebpf.MapSpec `ebpf:"net6_rules"`
+	NetRules     *ebpf.MapSpec `ebpf:"net_rules"`
 	PinnedDirs   *ebpf.MapSpec `ebpf:"pinned_dirs"`
 	Protections  *ebpf.MapSpec `ebpf:"protections"`
 	RuleCounters *ebpf.MapSpec `ebpf:"rule_counters"`
@@ -198,6 +270,7 @@ type AegisVariableSpecs struct {
 	CfgDenyUnresolved *ebpf.VariableSpec `ebpf:"cfg_deny_unresolved"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedPortRange   *ebpf.VariableSpec `ebpf:"unused_port_range"`
 	UnusedProtectRef  *ebpf.VariableSpec `ebpf:"unused_protect_ref"`
 }
 
@@ -221,10 +294,16 @@ func (o *AegisObjects) Close() error {
 //
 // It can be passed to LoadAegisObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AegisMaps struct {
+	Agent        *ebpf.Map `ebpf:"agent"`
+	AgentExempt  *ebpf.Map `ebpf:"agent_exempt"`
 	Decisions    *ebpf.Map `ebpf:"decisions"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Guarded      *ebpf.Map `ebpf:"guarded"`
 	InodeRules   *ebpf.Map `ebpf:"inode_rules"`
 	NameRules    *ebpf.Map `ebpf:"name_rules"`
+	Net4Rules    *ebpf.Map `ebpf:"net4_rules"`
+	Net6Rules    *ebpf.Map `ebpf:"net6_rules"`
+	NetRules     *ebpf.Map `ebpf:"net_rules"`
 	PinnedDirs   *ebpf.Map `ebpf:"pinned_dirs"`
 	Protections  *ebpf.Map `ebpf:"protections"`
 	RuleCounters *ebpf.Map `ebpf:"rule_counters"`
@@ -237,10 +316,16 @@ type AegisMaps struct {
 
 func (m *AegisMaps) Close() error {
 	return _AegisClose(
+		m.Agent,
+		m.AgentExempt,
 		m.Decisions,
 		m.Events,
+		m.Guarded,
 		m.InodeRules,
 		m.NameRules,
+		m.Net4Rules,
+		m.Net6Rules,
+		m.NetRules,
 		m.PinnedDirs,
 		m.Protections,
 		m.RuleCounters,
@@ -259,6 +344,7 @@ type AegisVariables struct {
 	CfgDenyUnresolved *ebpf.Variable `ebpf:"cfg_deny_unresolved"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedPortRange   *ebpf.Variable `ebpf:"unused_port_range"`
 	UnusedProtectRef  *ebpf.Variable `ebpf:"unused_protect_ref"`
 }
 
@@ -266,9 +352,12 @@ type AegisVariables struct {
 //
 // It can be passed to LoadAegisObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AegisPrograms struct {
+	AegisBpf                 *ebpf.Program `ebpf:"aegis_bpf"`
+	AegisBpfMap              *ebpf.Program `ebpf:"aegis_bpf_map"`
 	AegisBprmCheck           *ebpf.Program `ebpf:"aegis_bprm_check"`
 	AegisFileMprotect        *ebpf.Program `ebpf:"aegis_file_mprotect"`
 	AegisFileOpen            *ebpf.Program `ebpf:"aegis_file_open"`
+	AegisFileSendSigiotask   *ebpf.Program `ebpf:"aegis_file_send_sigiotask"`
 	AegisInodeLink           *ebpf.Program `ebpf:"aegis_inode_link"`
 	AegisInodeRename         *ebpf.Program `ebpf:"aegis_inode_rename"`
 	AegisInodeRmdir          *ebpf.Program `ebpf:"aegis_inode_rmdir"`
@@ -278,13 +367,20 @@ type AegisPrograms struct {
 	AegisKernelReadFile      *ebpf.Program `ebpf:"aegis_kernel_read_file"`
 	AegisMmapFile            *ebpf.Program `ebpf:"aegis_mmap_file"`
 	AegisPtraceAccessCheck   *ebpf.Program `ebpf:"aegis_ptrace_access_check"`
+	AegisSbUmount            *ebpf.Program `ebpf:"aegis_sb_umount"`
+	AegisSocketConnect       *ebpf.Program `ebpf:"aegis_socket_connect"`
+	AegisSocketSendmsg       *ebpf.Program `ebpf:"aegis_socket_sendmsg"`
+	AegisTaskKill            *ebpf.Program `ebpf:"aegis_task_kill"`
 }
 
 func (p *AegisPrograms) Close() error {
 	return _AegisClose(
+		p.AegisBpf,
+		p.AegisBpfMap,
 		p.AegisBprmCheck,
 		p.AegisFileMprotect,
 		p.AegisFileOpen,
+		p.AegisFileSendSigiotask,
 		p.AegisInodeLink,
 		p.AegisInodeRename,
 		p.AegisInodeRmdir,
@@ -294,6 +390,10 @@ func (p *AegisPrograms) Close() error {
 		p.AegisKernelReadFile,
 		p.AegisMmapFile,
 		p.AegisPtraceAccessCheck,
+		p.AegisSbUmount,
+		p.AegisSocketConnect,
+		p.AegisSocketSendmsg,
+		p.AegisTaskKill,
 	)
 }
 

@@ -18,6 +18,7 @@
 #include "lib/maps.h"
 #include "lib/decide.h"
 #include "lib/file.h"
+#include "lib/net.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -148,6 +149,42 @@ int bench_walk(struct __sk_buff *skb)
 	__u32 dev = BPF_CORE_READ(d, d_sb, s_dev);
 	__u32 rule;
 	__u32 action = decide_dentry((__u64)d, dev, AEGIS_ACCESS_READ, &rule);
+	account(action, rule);
+	return result(action, rule);
+}
+
+/* What bench_net decides on: run k (counted by net_cursor) connects to
+ * the IPv4 address base + c * step, where c = k * stride mod count, as
+ * bench_decide walks its objects. */
+struct bench_net_input {
+	__u32 base; /* host byte order */
+	__u32 step;
+	__u32 count;  /* >= 1 */
+	__u32 stride; /* < count, coprime with it */
+	__u32 protocol;
+	__u32 port;
+};
+
+struct bench_net_input net_input;
+__u32 net_cursor;
+
+/* One socket_connect decision (lib/net.h) as check_dest makes it, for an
+ * IPv4 destination: the trie lookup and the rules' protocol and ports. */
+SEC("socket")
+int bench_net(struct __sk_buff *skb)
+{
+	__u32 c = net_cursor;
+	__u32 next = c + net_input.stride;
+	if (next >= net_input.count)
+		next -= net_input.count;
+	net_cursor = next;
+
+	struct net_query q = { .family = AF_INET, .protocol = net_input.protocol, .port = net_input.port };
+	__u32 a = bpf_htonl(net_input.base + c * net_input.step);
+	__builtin_memcpy(q.addr, &a, sizeof(a));
+	net_query_unmap(&q);
+	__u32 rule;
+	__u32 action = decide_net(&q, &rule);
 	account(action, rule);
 	return result(action, rule);
 }

@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type BenchAgentId struct {
+	_            structs.HostLayout
+	ParentCgroup uint64
+	NameHash     uint64
+	PinRootIno   uint64
+	PinRootDev   uint32
+	Rule         uint32
+}
+
 type BenchBenchInput struct {
 	_          structs.HostLayout
 	Ino        uint64
@@ -29,6 +38,16 @@ type BenchBenchInput struct {
 	Pad        uint32
 }
 
+type BenchBenchNetInput struct {
+	_        structs.HostLayout
+	Base     uint32
+	Step     uint32
+	Count    uint32
+	Stride   uint32
+	Protocol uint32
+	Port     uint32
+}
+
 type BenchInodeKey struct {
 	_   structs.HostLayout
 	Ino uint64
@@ -42,6 +61,40 @@ type BenchNameKey struct {
 	NameHash  uint64
 	Dev       uint32
 	Pad       uint32
+}
+
+type BenchNet4Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [4]uint8
+}
+
+type BenchNet6Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
+type BenchNetRef struct {
+	_   structs.HostLayout
+	Ref [8]uint32
+}
+
+type BenchNetRule struct {
+	_        structs.HostLayout
+	Protocol uint32
+	Nports   uint32
+	Ports    [16]struct {
+		_  structs.HostLayout
+		Lo uint16
+		Hi uint16
+	}
+}
+
+type BenchObjKey struct {
+	_    structs.HostLayout
+	Kind uint32
+	Id   uint32
 }
 
 type BenchProtectRef struct {
@@ -80,10 +133,16 @@ type BenchScopeKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	BenchMapAgent             = "agent"
+	BenchMapAgentExempt       = "agent_exempt"
 	BenchMapDecisions         = "decisions"
 	BenchMapEvents            = "events"
+	BenchMapGuarded           = "guarded"
 	BenchMapInodeRules        = "inode_rules"
 	BenchMapNameRules         = "name_rules"
+	BenchMapNet4Rules         = "net4_rules"
+	BenchMapNet6Rules         = "net6_rules"
+	BenchMapNetRules          = "net_rules"
 	BenchMapPinnedDirs        = "pinned_dirs"
 	BenchMapProtections       = "protections"
 	BenchMapRuleCounters      = "rule_counters"
@@ -94,10 +153,13 @@ const (
 	BenchMapWatchedDirs       = "watched_dirs"
 	BenchProgBenchDecide      = "bench_decide"
 	BenchProgBenchEmpty       = "bench_empty"
+	BenchProgBenchNet         = "bench_net"
 	BenchProgBenchWalk        = "bench_walk"
 	BenchVarCfgDenyUnresolved = "cfg_deny_unresolved"
 	BenchVarCursor            = "cursor"
 	BenchVarInput             = "input"
+	BenchVarNetCursor         = "net_cursor"
+	BenchVarNetInput          = "net_input"
 )
 
 // LoadBench returns the embedded CollectionSpec for Bench.
@@ -144,6 +206,7 @@ type BenchSpecs struct {
 type BenchProgramSpecs struct {
 	BenchDecide *ebpf.ProgramSpec `ebpf:"bench_decide"`
 	BenchEmpty  *ebpf.ProgramSpec `ebpf:"bench_empty"`
+	BenchNet    *ebpf.ProgramSpec `ebpf:"bench_net"`
 	BenchWalk   *ebpf.ProgramSpec `ebpf:"bench_walk"`
 }
 
@@ -151,10 +214,16 @@ type BenchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BenchMapSpecs struct {
+	Agent        *ebpf.MapSpec `ebpf:"agent"`
+	AgentExempt  *ebpf.MapSpec `ebpf:"agent_exempt"`
 	Decisions    *ebpf.MapSpec `ebpf:"decisions"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Guarded      *ebpf.MapSpec `ebpf:"guarded"`
 	InodeRules   *ebpf.MapSpec `ebpf:"inode_rules"`
 	NameRules    *ebpf.MapSpec `ebpf:"name_rules"`
+	Net4Rules    *ebpf.MapSpec `ebpf:"net4_rules"`
+	Net6Rules    *ebpf.MapSpec `ebpf:"net6_rules"`
+	NetRules     *ebpf.MapSpec `ebpf:"net_rules"`
 	PinnedDirs   *ebpf.MapSpec `ebpf:"pinned_dirs"`
 	Protections  *ebpf.MapSpec `ebpf:"protections"`
 	RuleCounters *ebpf.MapSpec `ebpf:"rule_counters"`
@@ -172,6 +241,8 @@ type BenchVariableSpecs struct {
 	CfgDenyUnresolved *ebpf.VariableSpec `ebpf:"cfg_deny_unresolved"`
 	Cursor            *ebpf.VariableSpec `ebpf:"cursor"`
 	Input             *ebpf.VariableSpec `ebpf:"input"`
+	NetCursor         *ebpf.VariableSpec `ebpf:"net_cursor"`
+	NetInput          *ebpf.VariableSpec `ebpf:"net_input"`
 }
 
 // BenchObjects contains all objects after they have been loaded into the kernel.
@@ -194,10 +265,16 @@ func (o *BenchObjects) Close() error {
 //
 // It can be passed to LoadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BenchMaps struct {
+	Agent        *ebpf.Map `ebpf:"agent"`
+	AgentExempt  *ebpf.Map `ebpf:"agent_exempt"`
 	Decisions    *ebpf.Map `ebpf:"decisions"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Guarded      *ebpf.Map `ebpf:"guarded"`
 	InodeRules   *ebpf.Map `ebpf:"inode_rules"`
 	NameRules    *ebpf.Map `ebpf:"name_rules"`
+	Net4Rules    *ebpf.Map `ebpf:"net4_rules"`
+	Net6Rules    *ebpf.Map `ebpf:"net6_rules"`
+	NetRules     *ebpf.Map `ebpf:"net_rules"`
 	PinnedDirs   *ebpf.Map `ebpf:"pinned_dirs"`
 	Protections  *ebpf.Map `ebpf:"protections"`
 	RuleCounters *ebpf.Map `ebpf:"rule_counters"`
@@ -210,10 +287,16 @@ type BenchMaps struct {
 
 func (m *BenchMaps) Close() error {
 	return _BenchClose(
+		m.Agent,
+		m.AgentExempt,
 		m.Decisions,
 		m.Events,
+		m.Guarded,
 		m.InodeRules,
 		m.NameRules,
+		m.Net4Rules,
+		m.Net6Rules,
+		m.NetRules,
 		m.PinnedDirs,
 		m.Protections,
 		m.RuleCounters,
@@ -232,6 +315,8 @@ type BenchVariables struct {
 	CfgDenyUnresolved *ebpf.Variable `ebpf:"cfg_deny_unresolved"`
 	Cursor            *ebpf.Variable `ebpf:"cursor"`
 	Input             *ebpf.Variable `ebpf:"input"`
+	NetCursor         *ebpf.Variable `ebpf:"net_cursor"`
+	NetInput          *ebpf.Variable `ebpf:"net_input"`
 }
 
 // BenchPrograms contains all programs after they have been loaded into the kernel.
@@ -240,6 +325,7 @@ type BenchVariables struct {
 type BenchPrograms struct {
 	BenchDecide *ebpf.Program `ebpf:"bench_decide"`
 	BenchEmpty  *ebpf.Program `ebpf:"bench_empty"`
+	BenchNet    *ebpf.Program `ebpf:"bench_net"`
 	BenchWalk   *ebpf.Program `ebpf:"bench_walk"`
 }
 
@@ -247,6 +333,7 @@ func (p *BenchPrograms) Close() error {
 	return _BenchClose(
 		p.BenchDecide,
 		p.BenchEmpty,
+		p.BenchNet,
 		p.BenchWalk,
 	)
 }

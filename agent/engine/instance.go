@@ -170,6 +170,10 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 		rb = DefaultRingBufferSize
 	}
 	spec.Maps[bpf.AegisMapEvents].MaxEntries = rb
+	for _, name := range unneededPrograms(rs) {
+		delete(spec.Programs, name)
+	}
+	spec.Maps[bpf.AegisMapGuarded].MaxEntries = uint32(len(spec.Maps) + len(spec.Programs))
 	deny := uint32(0)
 	if rs.DenyUnresolved {
 		deny = 1
@@ -205,6 +209,9 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 	if err := fill(coll, rs); err != nil {
 		return nil, err
 	}
+	if err := fillAgent(coll, rs.Agent, e.root()); err != nil {
+		return nil, err
+	}
 	e.log().Debug("maps filled", "took", time.Since(tf))
 	for _, d := range []string{"links", "maps"} {
 		if err := os.MkdirAll(filepath.Join(inst.Dir, d), 0o700); err != nil {
@@ -234,6 +241,11 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 		inst.links[name] = l
 		if err := l.Pin(filepath.Join(inst.Dir, "links", name)); err != nil {
 			return nil, fmt.Errorf("pinning link %s: %w", name, err)
+		}
+	}
+	if rs.Agent != nil {
+		if err := guardObjects(coll, inst.links); err != nil {
+			return nil, err
 		}
 	}
 	e.log().Info("instance attached", "instance", inst.ID, "rules", rs.String())
@@ -279,6 +291,21 @@ func fill(coll *ebpf.Collection, rs *RuleSet) error {
 	for k, p := range rs.Protections {
 		if err := coll.Maps[bpf.AegisMapProtections].Put(uint32(k), p); err != nil {
 			return fmt.Errorf("filling protections: %w", err)
+		}
+	}
+	return fillNet(coll, rs)
+}
+
+func fillNet(coll *ebpf.Collection, rs *RuleSet) error {
+	if err := putAll(coll.Maps[bpf.AegisMapNet4Rules], rs.Net4); err != nil {
+		return fmt.Errorf("filling IPv4 network rules: %w", err)
+	}
+	if err := putAll(coll.Maps[bpf.AegisMapNet6Rules], rs.Net6); err != nil {
+		return fmt.Errorf("filling IPv6 network rules: %w", err)
+	}
+	for i, r := range rs.NetRules {
+		if err := coll.Maps[bpf.AegisMapNetRules].Put(i, r); err != nil {
+			return fmt.Errorf("filling ports and protocol of rule %d: %w", i, err)
 		}
 	}
 	return nil

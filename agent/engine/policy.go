@@ -5,11 +5,10 @@ import (
 	"github.com/aegisbpf/aegisbpf/policy"
 )
 
-// FromPolicy turns a compiled policy's file, exec and protection rules
-// into a Spec. Rule indexes are kept, so event and counter rule indexes are
-// the policy's. Network rules and the agent protection are not enforced by
-// this engine yet; unsupported lists their rule ids so the agent can say so
-// instead of pretending.
+// FromPolicy turns a compiled policy into a Spec. Rule indexes are kept,
+// so event and counter rule indexes are the policy's. unsupported lists the
+// ids of rules this engine cannot enforce, so the agent can say so instead
+// of pretending; every rule kind of policy format version 1 is enforced.
 func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
 	spec.Enforce = c.Mode == policy.ModeEnforce
 	for _, r := range c.Rules {
@@ -22,9 +21,6 @@ func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
 		if r.Mode == policy.ModeEnforce {
 			spec.Enforce = true
 		}
-		if r.Kind == policy.KindNetwork {
-			unsupported = append(unsupported, r.ID)
-		}
 	}
 	for _, p := range c.Protections {
 		switch p.Kind {
@@ -32,6 +28,8 @@ func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
 			spec.Protections = append(spec.Protections, ProtectTarget{Rule: p.Rule, Kind: ProtectPtrace})
 		case policy.ProtectModuleLoad:
 			spec.Protections = append(spec.Protections, ProtectTarget{Rule: p.Rule, Kind: ProtectModuleLoad})
+		case policy.ProtectAgent:
+			spec.Agent = append(spec.Agent, AgentTarget{Rule: p.Rule, ExemptPIDs: p.ExemptPIDs})
 		default:
 			unsupported = append(unsupported, c.Rules[p.Rule].ID)
 		}
@@ -57,5 +55,18 @@ func FromPolicy(c *policy.Compiled) (spec Spec, unsupported []string) {
 	for _, x := range c.Execs {
 		spec.Targets = append(spec.Targets, Target{Rule: x.Rule, Path: x.Path, Subtree: x.Match == policy.MatchSubtree, Access: AccessExec})
 	}
+	for _, list := range [][]policy.NetEntry{c.Net4, c.Net6} {
+		for _, n := range list {
+			spec.Nets = append(spec.Nets, netTarget(n))
+		}
+	}
 	return spec, unsupported
+}
+
+func netTarget(n policy.NetEntry) NetTarget {
+	t := NetTarget{Rule: n.Rule, Prefix: n.Prefix, Protocol: uint8(n.Protocol)}
+	for _, p := range n.Ports {
+		t.Ports = append(t.Ports, PortRange{Lo: p.Lo, Hi: p.Hi})
+	}
+	return t
 }

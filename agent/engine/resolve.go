@@ -56,6 +56,11 @@ type Spec struct {
 	Rules       []RuleSpec
 	Targets     []Target
 	Protections []ProtectTarget
+	Nets        []NetTarget
+	Agent       []AgentTarget
+	// AgentCgroup is the agent's cgroup for the agent protection; empty
+	// means the calling process's own (SelfCgroup).
+	AgentCgroup string
 	// Enforce denies unresolvable objects (see RuleSet.DenyUnresolved).
 	Enforce bool
 	// CgroupRoot is where cgroup2 is mounted; default /sys/fs/cgroup.
@@ -237,6 +242,22 @@ func Resolve(spec Spec, fsys Statter) (*RuleSet, error) {
 	}
 	for _, p := range spec.Protections {
 		if err := rs.addProtection(p, len(spec.Rules)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := rs.resolveNets(spec.Nets); err != nil {
+		errs = append(errs, err)
+	}
+	if len(spec.Agent) > 0 {
+		cg := spec.AgentCgroup
+		var err error
+		if cg == "" {
+			cg, err = SelfCgroup()
+		}
+		if err == nil {
+			err = rs.resolveAgent(spec.Agent, cg, cgRoot, fsys)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -144,7 +144,8 @@ func TestCheckCapacity(t *testing.T) {
 
 // TestFromPolicyExample compiles the shipped example policy and resolves it
 // against this machine: every file and exec target becomes a target of its
-// rule, and network rules are reported as not enforced yet.
+// rule, network rules become network targets, the agent protection an agent
+// target, and nothing is reported unsupported.
 func TestFromPolicyExample(t *testing.T) {
 	path := filepath.Join("..", "..", "policy", "examples", "hardened-host.toml")
 	src, err := os.ReadFile(path)
@@ -168,7 +169,13 @@ func TestFromPolicyExample(t *testing.T) {
 			t.Errorf("exec target %s has access %v", tg.Path, tg.Access)
 		}
 	}
-	if len(unsupported) == 0 {
-		t.Error("the example's network rules are not reported")
+	if len(unsupported) != 0 {
+		t.Errorf("unsupported rules %q, want none", unsupported)
+	}
+	if len(spec.Nets) != len(c.Net4)+len(c.Net6) || len(spec.Nets) == 0 {
+		t.Errorf("%d network targets, want %d", len(spec.Nets), len(c.Net4)+len(c.Net6))
+	}
+	if len(spec.Agent) != 1 || len(spec.Agent[0].ExemptPIDs) == 0 {
+		t.Errorf("agent targets %+v, want one with exempt PIDs", spec.Agent)
 	}
 }

@@ -58,6 +58,14 @@ type RuleSet struct {
 	// Protections holds, by protection kind, the rule refs (index + 1)
 	// holding it, enforcing rules first.
 	Protections map[Protect]bpf.AegisProtectRef
+	// Net4 and Net6 are the network tries: every distinct prefix with the
+	// refs of all rules covering it (see resolveNets); NetRules holds the
+	// protocol and ports of network rules by rule index.
+	Net4     map[bpf.AegisNet4Key]bpf.AegisNetRef
+	Net6     map[bpf.AegisNet6Key]bpf.AegisNetRef
+	NetRules map[uint32]bpf.AegisNetRule
+	// Agent is the agent protection, nil when the policy has none.
+	Agent *AgentGuard
 	// DenyUnresolved makes an object whose ancestry cannot be walked within
 	// the bound a denial (enforce mode) instead of an allow (audit mode).
 	DenyUnresolved bool
@@ -73,6 +81,9 @@ func newRuleSet() *RuleSet {
 		SubtreeDevs: map[uint32]struct{}{},
 		Pinned:      map[bpf.AegisInodeKey]uint32{},
 		Protections: map[Protect]bpf.AegisProtectRef{},
+		Net4:        map[bpf.AegisNet4Key]bpf.AegisNetRef{},
+		Net6:        map[bpf.AegisNet6Key]bpf.AegisNetRef{},
+		NetRules:    map[uint32]bpf.AegisNetRule{},
 	}
 }
 
@@ -137,7 +148,18 @@ func (rs *RuleSet) Sizes() map[string]int {
 		bpf.AegisMapRules:        len(rs.Rules),
 		bpf.AegisMapRuleCounters: len(rs.Rules),
 		bpf.AegisMapScopes:       len(rs.Scopes),
+		bpf.AegisMapNet4Rules:    len(rs.Net4),
+		bpf.AegisMapNet6Rules:    len(rs.Net6),
+		bpf.AegisMapNetRules:     len(rs.Rules),
+		bpf.AegisMapAgentExempt:  rs.exemptCount(),
 	}
+}
+
+func (rs *RuleSet) exemptCount() int {
+	if rs.Agent == nil {
+		return 0
+	}
+	return len(rs.Agent.ExemptPIDs)
 }
 
 // RuleIDs returns the rule ids indexed by rule index.
@@ -150,6 +172,11 @@ func (rs *RuleSet) RuleIDs() []string {
 }
 
 func (rs *RuleSet) String() string {
-	return fmt.Sprintf("%d rules, %d inodes, %d names, %d watched dirs, %d pinned dirs, %d scope entries, %d protections",
-		len(rs.Rules), len(rs.Inodes), len(rs.Names), len(rs.Watched), len(rs.Pinned), len(rs.Scopes), len(rs.Protections))
+	agent := "off"
+	if rs.Agent != nil {
+		agent = rs.Agent.Cgroup
+	}
+	return fmt.Sprintf("%d rules, %d inodes, %d names, %d watched dirs, %d pinned dirs, %d scope entries, %d protections, %d+%d network prefixes, agent protection %s",
+		len(rs.Rules), len(rs.Inodes), len(rs.Names), len(rs.Watched), len(rs.Pinned), len(rs.Scopes), len(rs.Protections),
+		len(rs.Net4), len(rs.Net6), agent)
 }

@@ -11,8 +11,20 @@ const (
 	HookRename       uint8 = 4
 	HookUnlink       uint8 = 5
 	HookLink         uint8 = 6
+	// HookProtect: policy protections (ptrace, module loading) and ptrace
+	// of the agent; Access holds the protection kind (ProtectName).
+	HookProtect uint8 = 7
+	HookConnect uint8 = 8
+	HookSendmsg uint8 = 9
+	// HookSignal: a signal to the agent; Ino is the target PID, Dev the
+	// signal number.
+	HookSignal uint8 = 10
+	// HookBPF: bpf() access to the agent's objects; Access is the object
+	// kind (1 map, 2 link), Ino its id, Dev the bpf command.
+	HookBPF    uint8 = 11
+	HookUmount uint8 = 12
 	// HookMax bounds the hook values: the decisions map has HookMax*ActionMax slots.
-	HookMax uint8 = 8
+	HookMax uint8 = 16
 
 	ActionAllow      uint8 = 0
 	ActionDeny       uint8 = 1
@@ -65,6 +77,18 @@ func HookName(h uint8) string {
 		return "unlink"
 	case HookLink:
 		return "link"
+	case HookProtect:
+		return "protect"
+	case HookConnect:
+		return "connect"
+	case HookSendmsg:
+		return "sendmsg"
+	case HookSignal:
+		return "signal"
+	case HookBPF:
+		return "bpf"
+	case HookUmount:
+		return "umount"
 	}
 	return unknownName
 }
@@ -96,6 +120,27 @@ func AccessName(a uint8) string {
 		return "write"
 	case AccessExec:
 		return "exec"
+	}
+	return unknownName
+}
+
+// Protection kinds (enum aegis_protect), the access of HookProtect events.
+const (
+	ProtectPtrace     uint8 = 1
+	ProtectModuleLoad uint8 = 2
+	ProtectAgent      uint8 = 3
+)
+
+// ProtectName names a protection kind: ptrace, module_load, agent (ptrace
+// of the agent), or "unknown".
+func ProtectName(k uint8) string {
+	switch k {
+	case ProtectPtrace:
+		return "ptrace"
+	case ProtectModuleLoad:
+		return "module_load"
+	case ProtectAgent:
+		return "agent"
 	}
 	return unknownName
 }

@@ -129,7 +129,7 @@ func TestSinks(t *testing.T) {
 	uid := uint32(1000)
 	ev := sample("cat", "/etc/shadow", 2_000_000_000)
 	net := sample("curl", "", 3_000_000_000)
-	net.Hook, net.Family, net.Port, net.Protocol, net.Addr = 9, familyInet, 443, protoTCP, [16]uint8{192, 0, 2, 1}
+	net.Hook, net.Family, net.Port, net.Protocol, net.Addr = HookConnect, familyInet, 443, protoTCP, [16]uint8{192, 0, 2, 1}
 	a := NewAggregator(1)
 	a.Add(&ev)
 	a.Add(&ev)
@@ -206,7 +206,7 @@ func TestSinks(t *testing.T) {
 			if r.Addr != "192.0.2.1:443" || r.Protocol != "tcp" || r.Access != "" || r.Priority() != journal.PriNotice {
 				t.Errorf("record %+v", r)
 			}
-			if m := r.Message(); m != "audit unknown to 192.0.2.1:443/tcp by curl[1000] uid 1000 rule #0" {
+			if m := r.Message(); m != "audit connect to 192.0.2.1:443/tcp by curl[1000] uid 1000 rule #0" {
 				t.Errorf("message %q", m)
 			}
 		})

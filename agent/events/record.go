@@ -66,7 +66,7 @@ func RecordOf(b *Batch, e *Entry) Record {
 		Rule:     b.RuleID(e.Rule),
 		Action:   ActionName(e.Action),
 		Hook:     HookName(e.Hook),
-		Access:   AccessName(e.Access),
+		Access:   accessName(e.Hook, e.Access, e.Dev),
 		PID:      e.Tgid,
 		TID:      e.Pid,
 		PPID:     e.Ppid,
@@ -84,6 +84,28 @@ func RecordOf(b *Batch, e *Entry) Record {
 		r.Access = "" // network events have no file access kind
 	}
 	return r
+}
+
+// accessName names the access field of an event of hook: the file access
+// kind, the protection kind, the signal, or the bpf object kind.
+func accessName(hook, access uint8, dev uint32) string {
+	switch hook {
+	case HookProtect:
+		return ProtectName(access)
+	case HookSignal:
+		return "SIG" + strconv.FormatUint(uint64(dev), 10)
+	case HookBPF:
+		switch access {
+		case 1:
+			return "map"
+		case 2:
+			return "link"
+		}
+		return unknownName
+	case HookUmount:
+		return ""
+	}
+	return AccessName(access)
 }
 
 // OverflowRecord returns the summary record of b's overflow; ok is false
@@ -118,6 +140,10 @@ func (r *Record) Message() string {
 		sb.WriteByte(')')
 	}
 	switch {
+	case r.Hook == HookName(HookSignal) || (r.Hook == HookName(HookProtect) && r.Access == ProtectName(ProtectAgent)):
+		fmt.Fprintf(&sb, " of agent pid %d", r.Inode)
+	case r.Hook == HookName(HookBPF):
+		fmt.Fprintf(&sb, " of agent %s id %d", r.Access, r.Inode)
 	case r.Path != "":
 		sb.WriteString(" of ")
 		sb.WriteString(r.Path)

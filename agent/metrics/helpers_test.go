@@ -18,7 +18,7 @@ func referenceSnapshot() Snapshot {
 	dec := make([]uint64, int(events.HookMax)*int(events.ActionMax))
 	dec[int(events.HookFileOpen)*int(events.ActionMax)+int(events.ActionDeny)] = 7
 	dec[int(events.HookExec)*int(events.ActionMax)+int(events.ActionAudit)] = 3
-	dec[7*int(events.ActionMax)+int(events.ActionDeny)] = 1 // a hook this build does not name
+	dec[15*int(events.ActionMax)+int(events.ActionDeny)] = 1 // a hook this build does not name
 	return Snapshot{
 		Kernel: &Kernel{
 			Policy:    Policy{Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Serial: 42, Mode: "enforce", Rules: 3},

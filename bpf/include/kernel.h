@@ -68,6 +68,7 @@ struct dentry {
 
 struct vfsmount {
 	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
 } __attribute__((preserve_access_index));
 
 struct path {
@@ -90,10 +91,60 @@ struct vm_area_struct {
 	struct file *vm_file;
 } __attribute__((preserve_access_index));
 
+struct kernfs_node {
+	struct kernfs_node *parent;
+	const char *name;
+	u64 id;
+} __attribute__((preserve_access_index));
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __attribute__((preserve_access_index));
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct css_set *cgroups;
 } __attribute__((preserve_access_index));
+
+/* Networking. struct sock's family lives in its sock_common. */
+#define AF_INET  2
+#define AF_INET6 10
+#define IPPROTO_TCP   6
+#define IPPROTO_MPTCP 262
+
+struct sock_common {
+	unsigned short skc_family;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+	u16 sk_protocol;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct sockaddr;
+
+struct msghdr {
+	void *msg_name;
+	int msg_namelen;
+} __attribute__((preserve_access_index));
+
+/* Self-protection. */
+struct bpf_map {
+	u32 id;
+} __attribute__((preserve_access_index));
+
+struct kernel_siginfo;
+struct cred;
+struct fown_struct;
 
 #endif

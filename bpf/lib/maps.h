@@ -73,6 +73,55 @@ struct {
 	__type(value, struct protect_ref);
 } protections SEC(".maps");
 
+/* Network rules by destination prefix (see struct net_ref). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct net4_key);
+	__type(value, struct net_ref);
+} net4_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct net6_key);
+	__type(value, struct net_ref);
+} net6_rules SEC(".maps");
+
+/* Protocol and ports of network rules, by rule index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct net_rule);
+} net_rules SEC(".maps");
+
+/* The agent protection: one entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct agent_id);
+} agent SEC(".maps");
+
+/* Processes (tgid) that may signal the agent, beside the agent itself. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} agent_exempt SEC(".maps");
+
+/* The agent's maps and links, which other processes may not open. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct obj_key);
+	__type(value, __u32);
+} guarded SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -1,5 +1,5 @@
 /* protect.h: policy-driven protections (deny ptrace, deny module loading).
- * One decision per protection kind; events carry hook AEGIS_PROTECT_HOOK
+ * One decision per protection kind; events carry hook AEGIS_HOOK_PROTECT
  * and the kind in their access field. */
 #ifndef AEGIS_PROTECT_H
 #define AEGIS_PROTECT_H
@@ -31,7 +31,7 @@ __noinline __u32 decide_protect(__u32 kind)
 	if (m.ref == 0)
 		return AEGIS_ACTION_ALLOW;
 	__u32 action = m.audit ? AEGIS_ACTION_AUDIT : AEGIS_ACTION_DENY;
-	struct event *e = report(AEGIS_PROTECT_HOOK, action, kind, m.ref - 1);
+	struct event *e = report(AEGIS_HOOK_PROTECT, action, kind, m.ref - 1);
 	if (e)
 		bpf_ringbuf_submit(e, 0);
 	return action;

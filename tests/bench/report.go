@@ -93,6 +93,7 @@ type Report struct {
 	Walk         []WalkRow
 	WalkErr      error  // why there are no walk rows
 	FS           string // the file system of the walk's files
+	Net          []NetRow
 }
 
 // Measure times every case at each rule count: the median of runs test
@@ -264,6 +265,29 @@ func (r *Report) Markdown(w io.Writer) error {
 			"subtree rule, so the walk reads every ancestor up to the file system root; *deny-subtree*: "+
 			"a file four levels below a protected directory.\n")
 	}
+	r.netMarkdown(b)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func (r *Report) netMarkdown(b *strings.Builder) {
+	if len(r.Net) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n### The network decision (`bench_net`)\n\n")
+	fmt.Fprintf(b, "`decide_net` from `lib/net.h` as `socket_connect` runs it for an IPv4 TCP destination: "+
+		"the longest-prefix lookup in `net4_rules` and the protocol and port check of the matching rule. "+
+		"Rule *i* denies every other /24; *allow* connects to an address in each /24 between two denied ones (the lookup descends as deep as a hit), *deny* to an address in each denied "+
+		"/24, all CIDRs in a scattered order. Budget (issue 5): ≤ %d ns net at 10k CIDRs.\n\n", NetBudget.Nanoseconds())
+	fmt.Fprintf(b, "| CIDRs | allow ns net | deny ns net | ≤ %d ns at 10k |\n| ---: | ---: | ---: | --- |\n", NetBudget.Nanoseconds())
+	for _, row := range r.Net {
+		verdict := ""
+		if row.CIDRs >= 10000 {
+			verdict = "yes"
+			if row.Allow > NetBudget || row.Deny > NetBudget {
+				verdict = "**no**"
+			}
+		}
+		fmt.Fprintf(b, "| %d | %s | %s | %s |\n", row.CIDRs, ns(row.Allow), ns(row.Deny), verdict)
+	}
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,12 +63,23 @@ func runHelper(args []string) int {
 			f.Close()
 		}
 		return result(err)
+	case "udp-connect": // udp-connect ADDR:PORT
+		ap, err := netip.ParseAddrPort(args[1])
+		if err != nil {
+			return result(err)
+		}
+		return result(connectErr(familyOf(ap.Addr()), unix.SOCK_DGRAM, ap))
 	case "execveat": // execveat PATH: exec through an O_PATH descriptor
 		fd, err := unix.Open(args[1], unix.O_PATH|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return result(err)
 		}
 		return result(execveat(fd, []string{"true"}, os.Environ()))
+	case "agent-protect": // agent-protect ROOT: see runProtectedAgent
+		if err := rlimit.RemoveMemlock(); err != nil {
+			return result(err)
+		}
+		return result(runProtectedAgent(args[1]))
 	case "agent": // agent ROOT PATH...: apply a deny policy, report, wait to be killed
 		if err := rlimit.RemoveMemlock(); err != nil {
 			return result(err)

@@ -14,7 +14,7 @@ import (
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
 
-// protectHook is AEGIS_PROTECT_HOOK in bpf/abi.h: the decisions slot of
+// protectHook is AEGIS_HOOK_PROTECT in bpf/abi.h: the decisions slot of
 // protection decisions.
 const protectHook = 7
 

@@ -19,6 +19,7 @@ import (
 
 type config struct {
 	rules  []int
+	cidrs  []int
 	repeat int
 	runs   int
 	out    string
@@ -28,19 +29,14 @@ type config struct {
 func main() {
 	var cfg config
 	rules := flag.String("rules", "10,1000,100000,1000000", "comma-separated rule counts")
+	cidrs := flag.String("cidrs", "10,1000,10000", "comma-separated CIDR counts of the network decision")
 	flag.IntVar(&cfg.repeat, "repeat", 200000, "runs per BPF_PROG_TEST_RUN call")
 	flag.IntVar(&cfg.runs, "runs", 15, "calls per figure (the median is reported)")
 	flag.StringVar(&cfg.out, "o", "", "write the markdown here instead of standard output")
 	flag.BoolVar(&cfg.quiet, "q", false, "no progress on standard error")
 	flag.Parse()
-	for _, s := range strings.Split(*rules, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 0 {
-			fmt.Fprintf(os.Stderr, "decisionbench: bad rule count %q\n", s)
-			os.Exit(2)
-		}
-		cfg.rules = append(cfg.rules, n)
-	}
+	cfg.rules = counts("rule", *rules)
+	cfg.cidrs = counts("CIDR", *cidrs)
 	if cfg.repeat < 1 || cfg.runs < 1 {
 		fmt.Fprintln(os.Stderr, "decisionbench: -repeat and -runs must be positive")
 		os.Exit(2)
@@ -58,6 +54,19 @@ func main() {
 	}
 }
 
+func counts(what, list string) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "decisionbench: bad %s count %q\n", what, s)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 func run(ctx context.Context, cfg config) error {
 	progress := func(s string) { fmt.Fprintln(os.Stderr, s) }
 	if cfg.quiet {
@@ -65,6 +74,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	r, err := bench.Measure(ctx, cfg.rules, cfg.repeat, cfg.runs, progress)
 	if err != nil {
+		return err
+	}
+	if r.Net, err = bench.MeasureNet(ctx, cfg.cidrs, cfg.repeat, cfg.runs, progress); err != nil {
 		return err
 	}
 	if cfg.out == "" {

@@ -37,10 +37,12 @@ var suites = []suite{
 	{
 		name: "kernel",
 		pkg:  "./tests/kernel",
-		// overlay: the overlayfs bypass tests. /usr/bin/true brings a
-		// dynamic loader and libc for the ld.so exec tests.
-		modules:      []string{"overlay"},
-		hostBinaries: []string{"/usr/bin/true"},
+		// overlay: the overlayfs bypass tests; veth: the network tests'
+		// pair into another namespace. /usr/bin/true brings a dynamic
+		// loader and libc for the ld.so exec tests; bpftool is the
+		// operator's tool the self-protection tests turn against the agent.
+		modules:      []string{"overlay", "veth"},
+		hostBinaries: []string{"/usr/bin/true", "/usr/sbin/bpftool"},
 		prepare: func(ctx context.Context, work string) (map[string]string, map[string]string, error) {
 			dir := filepath.Join(work, "agent")
 			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "aegisbpf"), "./agent/cmd/aegisbpf")
