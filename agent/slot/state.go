@@ -105,21 +105,6 @@ func (s *State) record(now time.Time, action, slot, detail string) {
 	}
 }
 
-func (s *State) clone() *State {
-	data, err := json.Marshal(s)
-	if err != nil {
-		panic(err)
-	}
-	var c State
-	if err := json.Unmarshal(data, &c); err != nil {
-		panic(err)
-	}
-	if c.Slots == nil {
-		c.Slots = map[string]*Slot{}
-	}
-	return &c
-}
-
 // NewState is the state of a host with nothing installed.
 func NewState() *State {
 	return &State{Format: StateFormat, Slots: map[string]*Slot{}, History: []Event{}}
