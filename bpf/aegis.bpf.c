@@ -234,6 +234,11 @@ int BPF_PROG(aegis_inode_rmdir, struct inode *dir, struct dentry *dentry)
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(aegis_ptrace_access_check, struct task_struct *child, unsigned int mode)
 {
+	/* Only attaching is ptrace: PTRACE_MODE_READ checks guard reading
+	 * /proc/PID/exe, fd, environ and the like, which journald, ps and
+	 * lsof need; denying them would break the host, not stop tracing. */
+	if (!(mode & AEGIS_PTRACE_MODE_ATTACH))
+		return 0;
 	if (guard_ptrace(child, mode) == AEGIS_ACTION_DENY)
 		return verdict(AEGIS_ACTION_DENY);
 	return verdict(decide_protect(AEGIS_PROTECT_PTRACE));

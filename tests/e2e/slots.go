@@ -60,7 +60,11 @@ func NewKit(ctx context.Context, dir string) (*Kit, error) {
 		return nil, err
 	}
 	k := &Kit{Dir: dir, Agent: filepath.Join(dir, "aegisbpf"), repo: repo}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", k.Agent, "./agent/cmd/aegisbpf")
+	ldflags := "-s -w"
+	if v, c := gitOut(repo, "describe", "--tags", "--always", "--dirty"), gitOut(repo, "rev-parse", "--verify", "-q", "HEAD"); v != "" && c != "" {
+		ldflags += " -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Version=" + v + " -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Commit=" + c
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags="+ldflags, "-o", k.Agent, "./agent/cmd/aegisbpf")
 	cmd.Dir = repo
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -221,4 +225,14 @@ func DenyReads(serial uint64, rules ...[2]string) string {
 		fmt.Fprintf(&b, "\n[[file]]\nid = %q\npaths = [%q]\naccess = \"read\"\n", r[0], r[1])
 	}
 	return b.String()
+}
+
+// gitOut runs git in repo and returns its trimmed output, "" on failure
+// (a tarball without .git): the agent is then stamped "dev".
+func gitOut(repo string, args ...string) string {
+	out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -87,6 +87,14 @@ func TestPtraceDenied(t *testing.T) {
 	if n := protectDecisions(t, inst, 1); n < 2 {
 		t.Errorf("protection deny decisions = %d, want >= 2", n)
 	}
+	// Read-mode access checks are not ptrace: journald, ps and lsof read
+	// /proc/PID/exe and fd of other processes.
+	if _, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err != nil {
+		t.Errorf("readlink /proc/PID/exe with ptrace denied: %v, want allowed", err)
+	}
+	if _, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd"); err != nil {
+		t.Errorf("listing /proc/PID/fd with ptrace denied: %v, want allowed", err)
+	}
 
 	// Applying replaces the enforcing instance.
 	inst = applyProtect(t, e, true, engine.ProtectPtrace)

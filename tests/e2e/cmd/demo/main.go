@@ -303,7 +303,7 @@ func (d *demo) run(out string) error {
 	opened := d.quiet("cat /run/demo-probe.opened 2>/dev/null | wc -l")
 	ticks := d.quiet("cat /run/demo-probe.ticks 2>/dev/null | wc -l")
 	d.check(opened == "0" && ticks != "0", fmt.Sprintf("%s was never readable during the episode (%s of %s attempts succeeded)", protected, opened, ticks))
-	d.sh("journalctl -b --no-pager -o cat -u aegisbpf.service | grep -iE 'rolling back|watchdog' | tail -3")
+	d.sh("journalctl -b --no-pager -o cat -u aegisbpf.service -u aegisbpf-slot-rollback.service | grep -E '^(rolling back|activated slot)|Watchdog timeout' | tail -4")
 
 	d.title("The slots at the end")
 	st := d.sh("aegisbpf slot status")
