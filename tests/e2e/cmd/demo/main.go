@@ -236,12 +236,15 @@ func (d *demo) run(out string) error {
 		done()
 		return err
 	}
-	state, err := d.vm.WaitSystem(d.ctx)
+	// The agent is what the demo is about: go on once it is enforcing,
+	// not when the last getty has started.
+	took, ok := d.waitFor(5*time.Minute, func() bool { return d.quiet("systemctl is-active aegisbpf.service") == "active" })
 	done()
-	if err != nil {
-		return err
+	if !ok {
+		return fmt.Errorf("the agent was not active %s after the guest came up:\n%s", took.Round(time.Second),
+			d.quiet("systemctl status --no-pager -n 20 aegisbpf-slot-activate.service aegisbpf.service"))
 	}
-	d.say("systemd says the system is %s", state)
+	d.say("the agent is active; systemd says the system is %s", d.quiet("systemctl is-system-running"))
 
 	d.title("Kernel and LSM")
 	d.sh("uname -r")
@@ -276,7 +279,7 @@ func (d *demo) run(out string) error {
 	d.sh("aegisbpf slot install " + e2e.UpdatesDir + "/v2")
 	d.sh("aegisbpf slot switch")
 	d.sh("aegisbpf slot activate")
-	took, ok := d.waitFor(3*time.Minute, func() bool {
+	took, ok = d.waitFor(3*time.Minute, func() bool {
 		return strings.Contains(d.quiet(e2e.BaseAgent+" slot status"), "active, good") && strings.Contains(d.quiet("grep -c . /etc/demo/payroll.csv 2>&1"), "not permitted")
 	})
 	d.check(ok, fmt.Sprintf("v2 passed probation (%s) and was marked good (%s)", probation, took.Round(time.Second)))
