@@ -515,14 +515,17 @@ func (m *Manager) Activate(ctx context.Context, opts ActivateOptions) error {
 }
 
 func (m *Manager) activate(ctx context.Context, name string, sl *Slot, ring keys.Ring) error {
+	t0 := time.Now()
 	l, err := m.verifySlot(name, sl, ring)
 	if err != nil {
 		return err
 	}
+	verified := time.Since(t0)
 	if err := m.Sys.Activate(ctx, name, l); err != nil {
 		return err
 	}
-	m.say("activated slot %s", name+" ("+sl.Version+", serial "+fmt.Sprint(sl.Serial)+")")
+	m.say("activated slot %s (%s, serial %d) in %s; verifying it took %s", name, sl.Version, sl.Serial,
+		time.Since(t0).Round(time.Millisecond), verified.Round(time.Millisecond))
 	return nil
 }
 

@@ -82,6 +82,7 @@ func TestAgentUnderSystemd(t *testing.T) {
 		t.Errorf("aegisbpf-metrics.socket became active at %s µs, after the agent (%d µs)", socks[0], agentAt)
 	}
 	t.Logf("slots:\n%s", run("aegisbpf slot status"))
+	t.Logf("boot-time activation:\n%s", run("journalctl -b -o cat --no-pager -u aegisbpf-slot-activate.service | grep -E '^activat'"))
 
 	// Watchdog: stop the agent from PID 1's side and probe meanwhile.
 	run("systemd-run --unit=e2e-probe --quiet sh -c 'for i in $(seq 600); do cat " + secret + " >/dev/null 2>&1 && echo OPENED >>/run/e2e-probe.log; echo tick >>/run/e2e-probe.ticks; sleep 0.05; done'")
