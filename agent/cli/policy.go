@@ -6,12 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aegisbpf/aegisbpf/agent/atomicfile"
 	"github.com/aegisbpf/aegisbpf/policy"
 	"github.com/aegisbpf/aegisbpf/policy/keys"
 	"github.com/aegisbpf/aegisbpf/policy/sign"
@@ -178,7 +177,7 @@ func runPolicySign(ctx context.Context, env *Env, args []string) error {
 	if sigPath == "" {
 		sigPath = files[0] + ".sig"
 	}
-	if err := writeFileAtomic(sigPath, sig, 0o644); err != nil {
+	if err := atomicfile.Write(sigPath, sig, 0o644); err != nil {
 		return err
 	}
 	parsed, err := sign.Parse(sig)
@@ -251,34 +250,5 @@ func runPolicyVerify(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok: signed by key %s, serial %d, valid %s to %s\n",
 		files[0], st.KeyID, st.Serial, st.NotBefore, st.NotAfter)
-	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames
-// it over path, so a reader never sees a partial file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
 	return nil
 }

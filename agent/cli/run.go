@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +27,6 @@ import (
 // Defaults of aegisbpf run on a host.
 const (
 	defaultPolicyPath = "/usr/share/aegisbpf/policy.toml"
-	serialFile        = "policy-serial"
 )
 
 func runCommand() *Command {
@@ -132,11 +130,7 @@ func (p *policyEngine) lastSerial() uint64 {
 	if p.stateDir == "" {
 		return 0
 	}
-	data, err := os.ReadFile(filepath.Join(p.stateDir, serialFile))
-	if err != nil {
-		return 0
-	}
-	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	n, err := daemon.ReadPolicySerial(p.stateDir)
 	if err != nil {
 		p.log.Log.Warn("ignoring an unreadable last-serial file", "err", err)
 		return 0
@@ -148,10 +142,8 @@ func (p *policyEngine) saveSerial(serial uint64) {
 	if p.stateDir == "" {
 		return
 	}
-	path := filepath.Join(p.stateDir, serialFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.FormatUint(serial, 10)+"\n"), 0o644); err == nil {
-		os.Rename(tmp, path)
+	if err := daemon.WritePolicySerial(p.stateDir, serial); err != nil {
+		p.log.Log.Warn("recording the policy serial", "err", err)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aegisbpf/aegisbpf/agent/atomicfile"
 	"github.com/aegisbpf/aegisbpf/agent/events"
 )
 
@@ -77,7 +78,7 @@ func writeStatus(dir string, st *AgentStatus) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, StatusFile), append(b, '\n'))
+	return atomicfile.Write(filepath.Join(dir, StatusFile), append(b, '\n'), 0o644)
 }
 
 // bumpStarts increments and returns the start counter in dir (0 when dir
@@ -99,35 +100,10 @@ func bumpStarts(dir string) (uint64, error) {
 		return 0, fmt.Errorf("reading the start counter: %w", err)
 	}
 	n++
-	if err := writeAtomic(path, []byte(strconv.FormatUint(n, 10)+"\n")); err != nil {
+	if err := atomicfile.Write(path, []byte(strconv.FormatUint(n, 10)+"\n"), 0o644); err != nil {
 		return 0, fmt.Errorf("writing the start counter: %w", err)
 	}
 	return n, nil
-}
-
-// writeAtomic writes path through a temporary file and a rename, so a
-// reader sees the old or the new content, never a part.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // userHZ is the unit of /proc/<pid>/stat times: USER_HZ, 100 on every
@@ -166,4 +142,35 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// PolicySerialFile, in the state directory, holds the serial of the last
+// policy the agent applied: the floor below which it refuses a policy.
+// The slots lower it on a rollback (agent/slot).
+const PolicySerialFile = "policy-serial"
+
+// ReadPolicySerial returns the serial in dir's PolicySerialFile; a
+// missing file is 0.
+func ReadPolicySerial(dir string) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(dir, PolicySerialFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, PolicySerialFile), err)
+	}
+	return n, nil
+}
+
+// WritePolicySerial records serial in dir's PolicySerialFile, creating
+// dir when missing.
+func WritePolicySerial(dir string, serial uint64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, PolicySerialFile), []byte(strconv.FormatUint(serial, 10)+"\n"), 0o644)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aegisbpf/aegisbpf/agent/atomicfile"
 	"github.com/aegisbpf/aegisbpf/image/layer"
 	"github.com/aegisbpf/aegisbpf/policy/keys"
 	"golang.org/x/sys/unix"
@@ -316,7 +317,7 @@ func copyLayer(l *layer.Layer, dst string) error {
 			return err
 		}
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
 	old := ""
@@ -329,7 +330,7 @@ func copyLayer(l *layer.Layer, dst string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("installing layer into %s: %w", dst, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := atomicfile.SyncDir(parent); err != nil {
 		return err
 	}
 	if old != "" {

@@ -170,6 +170,18 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// v2OnProbation brings a new host to v1 good in slot a and v2 active on
+// probation in slot b.
+func v2OnProbation(t *testing.T, m *Manager, dirs map[string]string) {
+	t.Helper()
+	ctx := t.Context()
+	must(t, m.Seed(ctx, dirs["1"]))
+	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
+	must(t, m.Install(ctx, dirs["2"]))
+	must(t, m.Switch(ctx, 1))
+	must(t, m.Activate(ctx, ActivateOptions{}))
+}
+
 func TestGoodUpdate(t *testing.T) {
 	m, sys, dirs := newManager(t)
 	ctx := t.Context()
@@ -269,11 +281,7 @@ func TestRefusalsChangeNothing(t *testing.T) {
 	m, _, dirs := newManager(t)
 	ctx := t.Context()
 	refusal(t, m, "switch with nothing installed", "install a layer first", func() error { return m.Switch(ctx, 1) })
-	must(t, m.Seed(ctx, dirs["1"]))
-	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
-	must(t, m.Install(ctx, dirs["2"]))
-	must(t, m.Switch(ctx, 1))
-	must(t, m.Activate(ctx, ActivateOptions{}))
+	v2OnProbation(t, m, dirs)
 	refusal(t, m, "install during probation", "on probation", func() error { return m.Install(ctx, dirs["3"]) })
 	must(t, m.MarkGood(ctx))
 
@@ -304,11 +312,7 @@ func TestRefusalsChangeNothing(t *testing.T) {
 func TestSwitchToPreviousGoodIsRefusedBelowFloor(t *testing.T) {
 	m, _, dirs := newManager(t)
 	ctx := t.Context()
-	must(t, m.Seed(ctx, dirs["1"]))
-	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
-	must(t, m.Install(ctx, dirs["2"]))
-	must(t, m.Switch(ctx, 1))
-	must(t, m.Activate(ctx, ActivateOptions{}))
+	v2OnProbation(t, m, dirs)
 	must(t, m.MarkGood(ctx))
 	refusal(t, m, "switch back to serial 1", "anti-rollback", func() error { return m.Switch(ctx, 1) })
 }
@@ -316,11 +320,7 @@ func TestSwitchToPreviousGoodIsRefusedBelowFloor(t *testing.T) {
 func TestBootRollsBackUntriedPending(t *testing.T) {
 	m, sys, dirs := newManager(t)
 	ctx := t.Context()
-	must(t, m.Seed(ctx, dirs["1"]))
-	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
-	must(t, m.Install(ctx, dirs["2"]))
-	must(t, m.Switch(ctx, 1))
-	must(t, m.Activate(ctx, ActivateOptions{}))
+	v2OnProbation(t, m, dirs)
 	// Reboot before mark-good.
 	sys.boot = "boot-2"
 	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
@@ -454,11 +454,7 @@ func TestExplicitRollbackOfGoodSlot(t *testing.T) {
 func TestProbationMarksGood(t *testing.T) {
 	m, sys, dirs := newManager(t)
 	ctx := t.Context()
-	must(t, m.Seed(ctx, dirs["1"]))
-	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
-	must(t, m.Install(ctx, dirs["2"]))
-	must(t, m.Switch(ctx, 1))
-	must(t, m.Activate(ctx, ActivateOptions{}))
+	v2OnProbation(t, m, dirs)
 	sys.health = []Health{
 		{State: "activating/start"},
 		{Active: true, Restarts: 0, ActiveAt: 100, Watchdog: 150, WatchdogS: 10_000_000, Now: 200},
@@ -472,11 +468,7 @@ func TestProbationMarksGood(t *testing.T) {
 func TestProbationGivesUp(t *testing.T) {
 	m, sys, dirs := newManager(t)
 	ctx := t.Context()
-	must(t, m.Seed(ctx, dirs["1"]))
-	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
-	must(t, m.Install(ctx, dirs["2"]))
-	must(t, m.Switch(ctx, 1))
-	must(t, m.Activate(ctx, ActivateOptions{}))
+	v2OnProbation(t, m, dirs)
 	// Active but never feeding its watchdog.
 	sys.health = []Health{{Active: true, ActiveAt: 100, Watchdog: 0, WatchdogS: 10_000_000, Now: 200, State: "active/running"}}
 	must(t, m.Probation(ctx, 10*time.Millisecond, 60*time.Millisecond, 5*time.Millisecond))
@@ -575,11 +567,7 @@ func ExampleDescribe() {
 func TestFailedRollbackDoesNotClaimTheGoodSlot(t *testing.T) {
 	m, sys, dirs := newManager(t)
 	ctx := t.Context()
-	must(t, m.Seed(ctx, dirs["1"]))
-	must(t, m.Activate(ctx, ActivateOptions{Boot: true}))
-	must(t, m.Install(ctx, dirs["2"]))
-	must(t, m.Switch(ctx, 1))
-	must(t, m.Activate(ctx, ActivateOptions{}))
+	v2OnProbation(t, m, dirs)
 	sys.failSlot = "a"
 	if err := m.AgentStopped(ctx, "watchdog", "killed", "ABRT"); err == nil || !strings.Contains(err.Error(), "activating the good slot a") {
 		t.Fatalf("agent-stopped with the good slot failing to activate: %v", err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aegisbpf/aegisbpf/agent/daemon"
 	"github.com/aegisbpf/aegisbpf/image/layer"
 	"github.com/aegisbpf/aegisbpf/image/tools"
 	"github.com/aegisbpf/aegisbpf/policy"
@@ -29,11 +30,6 @@ const (
 	// active layer's mount. systemd-sysext requires the name to be the
 	// extension's (extension-release.aegisbpf).
 	ExtensionLink = "/run/extensions/" + layer.ExtensionName
-	// PolicySerialFile is the agent's policy serial floor (agent/cli run,
-	// --state-dir /run/aegisbpf): set to the activated layer's policy
-	// serial, because anti-rollback of layers is the slots' job and a
-	// rollback must be able to run the older policy.
-	PolicySerialFile = "/run/aegisbpf/policy-serial"
 	// AgentUnit and ProbationUnit are the units the slots drive.
 	AgentUnit     = "aegisbpf.service"
 	ProbationUnit = "aegisbpf-slot-probation.service"
@@ -71,7 +67,11 @@ func (h Host) Activate(ctx context.Context, slot string, l *layer.Layer) error {
 	name := deviceName(slot, l)
 	mnt := filepath.Join(LayersDir, name)
 	steps := stepTimer{last: time.Now()}
-	if err := h.mount(ctx, name, mnt, l); err != nil {
+	v, err := tools.FindVerity(ctx)
+	if err != nil {
+		return err
+	}
+	if err := h.mount(ctx, v, name, mnt, l); err != nil {
 		return err
 	}
 	steps.done("dm-verity+mount")
@@ -92,7 +92,7 @@ func (h Host) Activate(ctx context.Context, slot string, l *layer.Layer) error {
 		return err
 	}
 	steps.done("daemon-reload")
-	h.cleanup(ctx, name)
+	h.cleanup(ctx, v, name)
 	if h.Out != nil {
 		fmt.Fprintf(h.Out, "activation steps: %s\n", steps)
 	}
@@ -116,11 +116,7 @@ func (s stepTimer) String() string { return strings.Join(s.parts, ", ") }
 
 // mount opens the dm-verity device over the slot's files and mounts it
 // read-only at mnt; both steps are skipped when already done.
-func (h Host) mount(ctx context.Context, name, mnt string, l *layer.Layer) error {
-	v, err := tools.FindVerity(ctx)
-	if err != nil {
-		return err
-	}
+func (h Host) mount(ctx context.Context, v *tools.Verity, name, mnt string, l *layer.Layer) error {
 	dev := "/dev/mapper/" + name
 	st, err := v.Status(ctx, name)
 	if err != nil {
@@ -171,10 +167,10 @@ func setPolicyFloor(mnt string) error {
 	if err != nil {
 		return fmt.Errorf("the layer's policy: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(PolicySerialFile), 0o755); err != nil {
-		return err
-	}
-	return writeDurable(PolicySerialFile, []byte(strconv.FormatUint(pol.Serial(), 10)+"\n"), 0o600)
+	// The agent's policy serial floor (daemon.PolicySerialFile) becomes
+	// the layer's: anti-rollback of layers is the slots' job, and a
+	// rollback must be able to run the older policy.
+	return daemon.WritePolicySerial(daemon.DefaultStateDir, pol.Serial())
 }
 
 // linkExtension points ExtensionLink at mnt atomically.
@@ -196,12 +192,8 @@ func linkExtension(mnt string) error {
 
 // cleanup detaches the mounts and devices of layers other than keep.
 // Busy ones (a running agent's binary) stay until a later activation.
-func (h Host) cleanup(ctx context.Context, keep string) {
+func (h Host) cleanup(ctx context.Context, v *tools.Verity, keep string) {
 	entries, err := os.ReadDir(LayersDir)
-	if err != nil {
-		return
-	}
-	v, err := tools.FindVerity(ctx)
 	if err != nil {
 		return
 	}
