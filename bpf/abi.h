@@ -123,23 +123,18 @@ struct protect_ref {
 	__u32 ref[AEGIS_PROTECT_REFS];
 };
 
-/* Network rules. The tries hold, for each distinct prefix of the policy,
+/* Network rules. The maps hold, for each distinct prefix of the policy,
  * every rule whose prefix covers it (index + 1, enforcing rules first), so
- * the longest-prefix match alone finds every rule that matches an address. */
+ * the longest matching prefix alone finds every rule that matches an
+ * address. */
 #define AEGIS_NET_REFS 8
 struct net_ref {
 	__u32 ref[AEGIS_NET_REFS];
 };
 
-struct net4_key {
-	__u32 prefixlen;
-	__u8 addr[4]; /* network byte order */
-};
-
-struct net6_key {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
+/* Prefix lengths 0..32 and 0..128. */
+#define AEGIS_NET4_LENS 33
+#define AEGIS_NET6_LENS 129
 
 /* A closed port range, host byte order. */
 struct port_range {

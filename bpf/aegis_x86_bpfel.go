@@ -60,18 +60,6 @@ type AegisNameKey struct {
 	Pad       uint32
 }
 
-type AegisNet4Key struct {
-	_         structs.HostLayout
-	Prefixlen uint32
-	Addr      [4]uint8
-}
-
-type AegisNet6Key struct {
-	_         structs.HostLayout
-	Prefixlen uint32
-	Addr      [16]uint8
-}
-
 type AegisNetRef struct {
 	_   structs.HostLayout
 	Ref [8]uint32
@@ -170,8 +158,13 @@ const (
 	AegisProgAegisSocketSendmsg       = "aegis_socket_sendmsg"
 	AegisProgAegisTaskKill            = "aegis_task_kill"
 	AegisVarCfgDenyUnresolved         = "cfg_deny_unresolved"
+	AegisVarCfgNet4Lens               = "cfg_net4_lens"
+	AegisVarCfgNet4Nlens              = "cfg_net4_nlens"
+	AegisVarCfgNet6Lens               = "cfg_net6_lens"
+	AegisVarCfgNet6Nlens              = "cfg_net6_nlens"
 	AegisVarUnusedCounter             = "unused_counter"
 	AegisVarUnusedEvent               = "unused_event"
+	AegisVarUnusedNetRef              = "unused_net_ref"
 	AegisVarUnusedPortRange           = "unused_port_range"
 	AegisVarUnusedProtectRef          = "unused_protect_ref"
 )
@@ -268,8 +261,13 @@ type AegisMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type AegisVariableSpecs struct {
 	CfgDenyUnresolved *ebpf.VariableSpec `ebpf:"cfg_deny_unresolved"`
+	CfgNet4Lens       *ebpf.VariableSpec `ebpf:"cfg_net4_lens"`
+	CfgNet4Nlens      *ebpf.VariableSpec `ebpf:"cfg_net4_nlens"`
+	CfgNet6Lens       *ebpf.VariableSpec `ebpf:"cfg_net6_lens"`
+	CfgNet6Nlens      *ebpf.VariableSpec `ebpf:"cfg_net6_nlens"`
 	UnusedCounter     *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedNetRef      *ebpf.VariableSpec `ebpf:"unused_net_ref"`
 	UnusedPortRange   *ebpf.VariableSpec `ebpf:"unused_port_range"`
 	UnusedProtectRef  *ebpf.VariableSpec `ebpf:"unused_protect_ref"`
 }
@@ -342,8 +340,13 @@ func (m *AegisMaps) Close() error {
 // It can be passed to LoadAegisObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AegisVariables struct {
 	CfgDenyUnresolved *ebpf.Variable `ebpf:"cfg_deny_unresolved"`
+	CfgNet4Lens       *ebpf.Variable `ebpf:"cfg_net4_lens"`
+	CfgNet4Nlens      *ebpf.Variable `ebpf:"cfg_net4_nlens"`
+	CfgNet6Lens       *ebpf.Variable `ebpf:"cfg_net6_lens"`
+	CfgNet6Nlens      *ebpf.Variable `ebpf:"cfg_net6_nlens"`
 	UnusedCounter     *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent       *ebpf.Variable `ebpf:"unused_event"`
+	UnusedNetRef      *ebpf.Variable `ebpf:"unused_net_ref"`
 	UnusedPortRange   *ebpf.Variable `ebpf:"unused_port_range"`
 	UnusedProtectRef  *ebpf.Variable `ebpf:"unused_protect_ref"`
 }

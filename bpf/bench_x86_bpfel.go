@@ -63,18 +63,6 @@ type BenchNameKey struct {
 	Pad       uint32
 }
 
-type BenchNet4Key struct {
-	_         structs.HostLayout
-	Prefixlen uint32
-	Addr      [4]uint8
-}
-
-type BenchNet6Key struct {
-	_         structs.HostLayout
-	Prefixlen uint32
-	Addr      [16]uint8
-}
-
 type BenchNetRef struct {
 	_   structs.HostLayout
 	Ref [8]uint32
@@ -156,10 +144,15 @@ const (
 	BenchProgBenchNet         = "bench_net"
 	BenchProgBenchWalk        = "bench_walk"
 	BenchVarCfgDenyUnresolved = "cfg_deny_unresolved"
+	BenchVarCfgNet4Lens       = "cfg_net4_lens"
+	BenchVarCfgNet4Nlens      = "cfg_net4_nlens"
+	BenchVarCfgNet6Lens       = "cfg_net6_lens"
+	BenchVarCfgNet6Nlens      = "cfg_net6_nlens"
 	BenchVarCursor            = "cursor"
 	BenchVarInput             = "input"
 	BenchVarNetCursor         = "net_cursor"
 	BenchVarNetInput          = "net_input"
+	BenchVarUnusedNetRef      = "unused_net_ref"
 )
 
 // LoadBench returns the embedded CollectionSpec for Bench.
@@ -239,10 +232,15 @@ type BenchMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type BenchVariableSpecs struct {
 	CfgDenyUnresolved *ebpf.VariableSpec `ebpf:"cfg_deny_unresolved"`
+	CfgNet4Lens       *ebpf.VariableSpec `ebpf:"cfg_net4_lens"`
+	CfgNet4Nlens      *ebpf.VariableSpec `ebpf:"cfg_net4_nlens"`
+	CfgNet6Lens       *ebpf.VariableSpec `ebpf:"cfg_net6_lens"`
+	CfgNet6Nlens      *ebpf.VariableSpec `ebpf:"cfg_net6_nlens"`
 	Cursor            *ebpf.VariableSpec `ebpf:"cursor"`
 	Input             *ebpf.VariableSpec `ebpf:"input"`
 	NetCursor         *ebpf.VariableSpec `ebpf:"net_cursor"`
 	NetInput          *ebpf.VariableSpec `ebpf:"net_input"`
+	UnusedNetRef      *ebpf.VariableSpec `ebpf:"unused_net_ref"`
 }
 
 // BenchObjects contains all objects after they have been loaded into the kernel.
@@ -313,10 +311,15 @@ func (m *BenchMaps) Close() error {
 // It can be passed to LoadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BenchVariables struct {
 	CfgDenyUnresolved *ebpf.Variable `ebpf:"cfg_deny_unresolved"`
+	CfgNet4Lens       *ebpf.Variable `ebpf:"cfg_net4_lens"`
+	CfgNet4Nlens      *ebpf.Variable `ebpf:"cfg_net4_nlens"`
+	CfgNet6Lens       *ebpf.Variable `ebpf:"cfg_net6_lens"`
+	CfgNet6Nlens      *ebpf.Variable `ebpf:"cfg_net6_nlens"`
 	Cursor            *ebpf.Variable `ebpf:"cursor"`
 	Input             *ebpf.Variable `ebpf:"input"`
 	NetCursor         *ebpf.Variable `ebpf:"net_cursor"`
 	NetInput          *ebpf.Variable `ebpf:"net_input"`
+	UnusedNetRef      *ebpf.Variable `ebpf:"unused_net_ref"`
 }
 
 // BenchPrograms contains all programs after they have been loaded into the kernel.

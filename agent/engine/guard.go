@@ -34,7 +34,7 @@ func unguarded(name string) bool {
 // hooks always run (they also hold unresolved-path and pin decisions).
 func unneededPrograms(rs *RuleSet) []string {
 	var out []string
-	if len(rs.Net4)+len(rs.Net6) == 0 {
+	if len(rs.Nets) == 0 {
 		out = append(out, bpf.AegisProgAegisSocketConnect, bpf.AegisProgAegisSocketSendmsg)
 	}
 	if rs.Agent == nil {
@@ -73,15 +73,22 @@ func fillAgent(coll *ebpf.Collection, g *AgentGuard, root string) error {
 	return nil
 }
 
-// guardObjects records the ids of the instance's maps (but the counters)
-// and links, which other processes may then not open with bpf().
-func guardObjects(coll *ebpf.Collection, links map[string]link.Link) error {
+// guardObjects records the ids of the instance's maps (but the counters),
+// the inner maps of its network rules and its links, which other processes
+// may then not open with bpf().
+func guardObjects(coll *ebpf.Collection, inner []*ebpf.Map, links map[string]link.Link) error {
 	m := coll.Maps[bpf.AegisMapGuarded]
 	one := uint32(1)
+	maps := map[string]*ebpf.Map{}
 	for name, cm := range coll.Maps {
-		if unguarded(name) {
-			continue
+		if !unguarded(name) {
+			maps[name] = cm
 		}
+	}
+	for i, im := range inner {
+		maps[fmt.Sprintf("network rules %d", i)] = im
+	}
+	for name, cm := range maps {
 		info, err := cm.Info()
 		if err != nil {
 			return fmt.Errorf("reading map %s: %w", name, err)

@@ -52,6 +52,9 @@ func (e *Engine) CheckCapacity(rs *RuleSet) error {
 	var errs []error
 	names := make([]string, 0)
 	sizes := rs.Sizes()
+	for p := range rs.Nets {
+		sizes[netMapName(p)]++
+	}
 	for name := range sizes {
 		names = append(names, name)
 	}
@@ -173,13 +176,17 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 	for _, name := range unneededPrograms(rs) {
 		delete(spec.Programs, name)
 	}
-	spec.Maps[bpf.AegisMapGuarded].MaxEntries = uint32(len(spec.Maps) + len(spec.Programs))
+	v4, v6 := NetLengths(rs.Nets)
+	spec.Maps[bpf.AegisMapGuarded].MaxEntries = uint32(len(spec.Maps) + len(v4) + len(v6) + len(spec.Programs))
 	deny := uint32(0)
 	if rs.DenyUnresolved {
 		deny = 1
 	}
 	if err := spec.Variables[bpf.AegisVarCfgDenyUnresolved].Set(deny); err != nil {
 		return nil, fmt.Errorf("setting cfg_deny_unresolved: %w", err)
+	}
+	if err := SetNetLengths(spec.Variables, rs.Nets); err != nil {
+		return nil, err
 	}
 	t0 := time.Now()
 	coll, err := ebpf.NewCollection(spec)
@@ -209,6 +216,16 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 	if err := fill(coll, rs); err != nil {
 		return nil, err
 	}
+	nets, err := FillNets(coll.Maps[bpf.AegisMapNet4Rules], coll.Maps[bpf.AegisMapNet6Rules],
+		spec.Maps[bpf.AegisMapNet4Rules].InnerMap, spec.Maps[bpf.AegisMapNet6Rules].InnerMap, rs.Nets)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, m := range nets {
+			m.Close() // the outer maps hold them
+		}
+	}()
 	if err := fillAgent(coll, rs.Agent, e.root()); err != nil {
 		return nil, err
 	}
@@ -244,7 +261,7 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 		}
 	}
 	if rs.Agent != nil {
-		if err := guardObjects(coll, inst.links); err != nil {
+		if err := guardObjects(coll, nets, inst.links); err != nil {
 			return nil, err
 		}
 	}
@@ -297,12 +314,6 @@ func fill(coll *ebpf.Collection, rs *RuleSet) error {
 }
 
 func fillNet(coll *ebpf.Collection, rs *RuleSet) error {
-	if err := putAll(coll.Maps[bpf.AegisMapNet4Rules], rs.Net4); err != nil {
-		return fmt.Errorf("filling IPv4 network rules: %w", err)
-	}
-	if err := putAll(coll.Maps[bpf.AegisMapNet6Rules], rs.Net6); err != nil {
-		return fmt.Errorf("filling IPv6 network rules: %w", err)
-	}
 	for i, r := range rs.NetRules {
 		if err := coll.Maps[bpf.AegisMapNetRules].Put(i, r); err != nil {
 			return fmt.Errorf("filling ports and protocol of rule %d: %w", i, err)
@@ -322,6 +333,12 @@ func putAll[K comparable, V any](dst *ebpf.Map, m map[K]V) error {
 		keys = append(keys, k)
 		vals = append(vals, v)
 	}
+	return putSlices(dst, keys, vals)
+}
+
+// putSlices writes vals[i] under keys[i], in one batch where the kernel
+// supports it.
+func putSlices[K, V any](dst *ebpf.Map, keys []K, vals []V) error {
 	n, err := dst.BatchUpdate(keys, vals, nil)
 	if err == nil && n == len(keys) {
 		return nil

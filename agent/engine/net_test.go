@@ -9,14 +9,10 @@ import (
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
 
-func v4key(p string) bpf.AegisNet4Key {
-	pp := netip.MustParsePrefix(p)
-	return bpf.AegisNet4Key{Prefixlen: uint32(pp.Bits()), Addr: pp.Addr().As4()}
-}
-
-// TestResolveNetsFoldsCoveringPrefixes: every trie entry holds the rules of
-// all prefixes covering it, enforcing first, so one longest-prefix lookup
-// sees them all; IPv4-mapped IPv6 prefixes become IPv4 prefixes.
+// TestResolveNetsFoldsCoveringPrefixes: every prefix entry holds the rules
+// of all prefixes covering it, enforcing first, so the longest matching
+// prefix alone sees them all; IPv4-mapped IPv6 prefixes become IPv4
+// prefixes.
 func TestResolveNetsFoldsCoveringPrefixes(t *testing.T) {
 	p := netip.MustParsePrefix
 	rs, err := Resolve(Spec{
@@ -32,24 +28,29 @@ func TestResolveNetsFoldsCoveringPrefixes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[bpf.AegisNet4Key][]uint32{
-		v4key("0.0.0.0/0"):    {1},
-		v4key("10.0.0.0/8"):   {2, 1},
-		v4key("10.1.2.3/32"):  {2, 3, 1},
-		v4key("192.0.2.0/24"): {2, 1},
+	want := map[netip.Prefix][]uint32{
+		p("0.0.0.0/0"):    {1},
+		p("10.0.0.0/8"):   {2, 1},
+		p("10.1.2.3/32"):  {2, 3, 1},
+		p("192.0.2.0/24"): {2, 1},
+		p("fd00::/8"):     {4},
 	}
-	if len(rs.Net4) != len(want) {
-		t.Fatalf("net4 = %v", rs.Net4)
+	if len(rs.Nets) != len(want) {
+		t.Fatalf("nets = %v", rs.Nets)
 	}
 	for k, refs := range want {
-		ref := rs.Net4[k]
+		ref, ok := rs.Nets[k]
+		if !ok {
+			t.Errorf("no entry for %s", k)
+		}
 		got := ref.Ref[:]
 		if !slices.Equal(got[:len(refs)], refs) || slices.ContainsFunc(got[len(refs):], func(r uint32) bool { return r != 0 }) {
 			t.Errorf("%v refs = %v, want %v", k, got, refs)
 		}
 	}
-	if len(rs.Net6) != 1 {
-		t.Errorf("net6 = %v", rs.Net6)
+	v4, v6 := NetLengths(rs.Nets)
+	if !slices.Equal(v4, []uint8{32, 24, 8, 0}) || !slices.Equal(v6, []uint8{8}) {
+		t.Errorf("prefix lengths = %v, %v; want [32 24 8 0], [8]", v4, v6)
 	}
 	smtp := rs.NetRules[0]
 	if smtp.Protocol != 6 || smtp.Nports != 2 || smtp.Ports[1] != (bpf.AegisPortRange{Lo: 465, Hi: 466}) {

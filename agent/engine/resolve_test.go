@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,6 +139,16 @@ func TestCheckCapacity(t *testing.T) {
 	rs.Rules = make([]Rule, 3)
 	e := &Engine{MaxEntries: 2}
 	if err := e.CheckCapacity(rs); err == nil || !strings.Contains(err.Error(), "map rules needs 3 entries, capacity is 2") {
+		t.Fatalf("got %v", err)
+	}
+	// Network prefixes count per map of one length.
+	rs = newRuleSet()
+	for _, p := range []string{"10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "10.0.0.0/16", "fd00::/64", "fd00:0:0:1::/64"} {
+		rs.Nets[netip.MustParsePrefix(p)] = bpf.AegisNetRef{}
+	}
+	err := e.CheckCapacity(rs)
+	if err == nil || !strings.Contains(err.Error(), "map net4_rules/24 needs 3 entries, capacity is 2") ||
+		strings.Contains(err.Error(), "/16") || strings.Contains(err.Error(), "/64") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
@@ -58,11 +59,10 @@ type RuleSet struct {
 	// Protections holds, by protection kind, the rule refs (index + 1)
 	// holding it, enforcing rules first.
 	Protections map[Protect]bpf.AegisProtectRef
-	// Net4 and Net6 are the network tries: every distinct prefix with the
-	// refs of all rules covering it (see resolveNets); NetRules holds the
-	// protocol and ports of network rules by rule index.
-	Net4     map[bpf.AegisNet4Key]bpf.AegisNetRef
-	Net6     map[bpf.AegisNet6Key]bpf.AegisNetRef
+	// Nets holds every distinct destination prefix (masked, IPv4 as IPv4)
+	// with the refs of all rules covering it (see resolveNets); NetRules
+	// holds the protocol and ports of network rules by rule index.
+	Nets     map[netip.Prefix]bpf.AegisNetRef
 	NetRules map[uint32]bpf.AegisNetRule
 	// Agent is the agent protection, nil when the policy has none.
 	Agent *AgentGuard
@@ -81,8 +81,7 @@ func newRuleSet() *RuleSet {
 		SubtreeDevs: map[uint32]struct{}{},
 		Pinned:      map[bpf.AegisInodeKey]uint32{},
 		Protections: map[Protect]bpf.AegisProtectRef{},
-		Net4:        map[bpf.AegisNet4Key]bpf.AegisNetRef{},
-		Net6:        map[bpf.AegisNet6Key]bpf.AegisNetRef{},
+		Nets:        map[netip.Prefix]bpf.AegisNetRef{},
 		NetRules:    map[uint32]bpf.AegisNetRule{},
 	}
 }
@@ -148,8 +147,6 @@ func (rs *RuleSet) Sizes() map[string]int {
 		bpf.AegisMapRules:        len(rs.Rules),
 		bpf.AegisMapRuleCounters: len(rs.Rules),
 		bpf.AegisMapScopes:       len(rs.Scopes),
-		bpf.AegisMapNet4Rules:    len(rs.Net4),
-		bpf.AegisMapNet6Rules:    len(rs.Net6),
 		bpf.AegisMapNetRules:     len(rs.Rules),
 		bpf.AegisMapAgentExempt:  rs.exemptCount(),
 	}
@@ -176,7 +173,7 @@ func (rs *RuleSet) String() string {
 	if rs.Agent != nil {
 		agent = rs.Agent.Cgroup
 	}
-	return fmt.Sprintf("%d rules, %d inodes, %d names, %d watched dirs, %d pinned dirs, %d scope entries, %d protections, %d+%d network prefixes, agent protection %s",
+	return fmt.Sprintf("%d rules, %d inodes, %d names, %d watched dirs, %d pinned dirs, %d scope entries, %d protections, %d network prefixes, agent protection %s",
 		len(rs.Rules), len(rs.Inodes), len(rs.Names), len(rs.Watched), len(rs.Pinned), len(rs.Scopes), len(rs.Protections),
-		len(rs.Net4), len(rs.Net6), agent)
+		len(rs.Nets), agent)
 }

@@ -73,21 +73,42 @@ struct {
 	__type(value, struct protect_ref);
 } protections SEC(".maps");
 
-/* Network rules by destination prefix (see struct net_ref). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+/* Network rules by destination prefix (see struct net_ref): one hash map
+ * per prefix length the policy uses, keyed by the address masked to that
+ * length, in an array indexed by the length. The kernel probes the lengths
+ * in cfg_net4_lens, longest first; a length with few prefixes has a small,
+ * cache-hot map of its own. At 10k prefixes an LPM trie walk cost several
+ * times more (docs/PERFORMANCE.md). The inner maps give sizes, not BTF
+ * types: clang emits the types of an inner map's key and value only as
+ * forward declarations; this puts struct net_ref in the BTF for bpf2go. */
+const struct net_ref *unused_net_ref __attribute__((unused));
+
+struct net4_by_len {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct net4_key);
-	__type(value, struct net_ref);
-} net4_rules SEC(".maps");
+	__uint(key_size, 4); /* the address masked to the length */
+	__uint(value_size, sizeof(struct net_ref));
+};
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, AEGIS_NET4_LENS);
+	__type(key, __u32);
+	__array(values, struct net4_by_len);
+} net4_rules SEC(".maps");
+
+struct net6_by_len {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct net6_key);
-	__type(value, struct net_ref);
+	__uint(key_size, 16); /* the address masked to the length */
+	__uint(value_size, sizeof(struct net_ref));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, AEGIS_NET6_LENS);
+	__type(key, __u32);
+	__array(values, struct net6_by_len);
 } net6_rules SEC(".maps");
 
 /* Protocol and ports of network rules, by rule index. */
@@ -151,6 +172,13 @@ struct {
 
 /* Set by the loader before load. */
 const volatile __u32 cfg_deny_unresolved = 1; /* enforce mode: deny what cannot be resolved */
+
+/* The prefix lengths present in net4_rules and net6_rules, longest first:
+ * the first cfg_net4_nlens (cfg_net6_nlens) entries are used. */
+const volatile __u32 cfg_net4_nlens = 0;
+const volatile __u8 cfg_net4_lens[AEGIS_NET4_LENS] = {};
+const volatile __u32 cfg_net6_nlens = 0;
+const volatile __u8 cfg_net6_lens[AEGIS_NET6_LENS] = {};
 
 static __always_inline void count_stat(__u32 stat)
 {

@@ -1,7 +1,8 @@
 /* net.h: the network decision: destination address, port and protocol
- * against the network rules. One longest-prefix lookup finds every rule
- * whose prefix holds the address (the loader folds covering prefixes into
- * each entry), then at most AEGIS_NET_REFS rules are checked for protocol
+ * against the network rules. The longest prefix of the policy that holds
+ * the address (one hash lookup per prefix length in use, longest first)
+ * carries every rule whose prefix holds it (the loader folds covering
+ * prefixes into each entry), then at most AEGIS_NET_REFS rules are checked for protocol
  * and port. Free of hook specifics: bench.bpf.c times it on the host. */
 #ifndef AEGIS_NET_H
 #define AEGIS_NET_H
@@ -36,16 +37,62 @@ static __always_inline bool port_matches(const struct net_rule *r, __u16 port)
 	return false;
 }
 
+/* prefix_mask returns the network-order mask of the first bits bits of a
+ * 32-bit word, bits in [0, 32]. */
+static __always_inline __u32 prefix_mask(__u32 bits)
+{
+	if (bits == 0)
+		return 0;
+	return bpf_htonl(0xffffffffU << (32 - bits));
+}
+
+/* word_bits returns how many of the 32 bits of word w a prefix of length
+ * len covers. */
+static __always_inline __u32 word_bits(__u32 len, __u32 w)
+{
+	if (len <= 32 * w)
+		return 0;
+	len -= 32 * w;
+	return len > 32 ? 32 : len;
+}
+
+/* net_lookup returns the entry of the longest prefix of the policy that
+ * holds q's address: one hash lookup per prefix length present, longest
+ * first, each in the map of its length. */
 static __always_inline struct net_ref *net_lookup(const struct net_query *q)
 {
+	__u32 w[4];
+	__builtin_memcpy(w, q->addr, 16);
 	if (q->family == AF_INET) {
-		struct net4_key k = { .prefixlen = 32 };
-		__builtin_memcpy(k.addr, q->addr, 4);
-		return bpf_map_lookup_elem(&net4_rules, &k);
+		for (int i = 0; i < AEGIS_NET4_LENS; i++) {
+			if (i >= cfg_net4_nlens)
+				break;
+			__u32 len = cfg_net4_lens[i];
+			void *m = bpf_map_lookup_elem(&net4_rules, &len);
+			if (!m)
+				continue;
+			__u32 a = w[0] & prefix_mask(word_bits(len, 0));
+			struct net_ref *r = bpf_map_lookup_elem(m, &a);
+			if (r)
+				return r;
+		}
+		return NULL;
 	}
-	struct net6_key k = { .prefixlen = 128 };
-	__builtin_memcpy(k.addr, q->addr, 16);
-	return bpf_map_lookup_elem(&net6_rules, &k);
+	for (int i = 0; i < AEGIS_NET6_LENS; i++) {
+		if (i >= cfg_net6_nlens)
+			break;
+		__u32 len = cfg_net6_lens[i];
+		void *m = bpf_map_lookup_elem(&net6_rules, &len);
+		if (!m)
+			continue;
+		__u32 a[4];
+		for (int j = 0; j < 4; j++)
+			a[j] = w[j] & prefix_mask(word_bits(len, j));
+		struct net_ref *r = bpf_map_lookup_elem(m, a);
+		if (r)
+			return r;
+	}
+	return NULL;
 }
 
 /* net_query_unmap turns an IPv4-mapped IPv6 destination (::ffff:a.b.c.d)

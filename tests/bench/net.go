@@ -3,11 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
 
+	"github.com/aegisbpf/aegisbpf/agent/engine"
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
 
@@ -16,17 +18,27 @@ import (
 const NetBudget = 150 * time.Nanosecond
 
 // Synthetic network rules: rule i denies the /24 at netBase + i*512, every
-// protocol and port. Misses go to the /24 between two denied ones, so the
-// lookup descends the trie as deep as a hit before it misses.
+// protocol and port. Misses go to the /24 between two denied ones.
 const (
 	netBase     = 10 << 24
 	missNetBase = netBase + 256
 	netStep     = 512
 )
 
-// NetRow is the network decision cost at one CIDR count.
+// decoyLengths are the prefix lengths beside /24 of the many-lengths
+// shape, in the order they are added: one decoy prefix of each, outside
+// the probed addresses, makes the kernel probe that length on every
+// decision (six of them before it reaches /24).
+var decoyLengths = []uint8{32, 30, 28, 27, 26, 25, 16}
+
+// NetLengthCounts are the shapes measured: prefix lengths in the policy.
+var NetLengthCounts = []int{1, 1 + len(decoyLengths)}
+
+// NetRow is the network decision cost at one CIDR count and number of
+// prefix lengths.
 type NetRow struct {
-	CIDRs int
+	CIDRs   int
+	Lengths int
 	// Allow and Deny are the median cost per decision net of the empty
 	// program: a destination in no rule (between two denied /24s), and one
 	// in a denied /24, each visiting all CIDRs in a scattered order.
@@ -35,11 +47,12 @@ type NetRow struct {
 
 // netFixture is the benchmark object loaded with CIDRs synthetic rules.
 type netFixture struct {
-	coll  *ebpf.Collection
-	cidrs int
+	coll    *ebpf.Collection
+	cidrs   int
+	lengths int
 }
 
-func openNet(cidrs int) (*netFixture, error) {
+func openNet(cidrs, lengths int) (*netFixture, error) {
 	spec, err := bpf.LoadBench()
 	if err != nil {
 		return nil, fmt.Errorf("parsing the benchmark object: %w", err)
@@ -49,41 +62,64 @@ func openNet(cidrs int) (*netFixture, error) {
 			delete(spec.Programs, name)
 		}
 	}
-	for _, name := range []string{bpf.BenchMapNet4Rules, bpf.BenchMapNetRules, bpf.BenchMapRules, bpf.BenchMapRuleCounters} {
+	for _, name := range []string{bpf.BenchMapNetRules, bpf.BenchMapRules, bpf.BenchMapRuleCounters} {
 		spec.Maps[name].MaxEntries = uint32(max(cidrs, 1))
+	}
+	nets := netPrefixes(cidrs, lengths)
+	if err := engine.SetNetLengths(spec.Variables, nets); err != nil {
+		return nil, err
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
 		return nil, fmt.Errorf("loading the network benchmark: %w", err)
 	}
-	f := &netFixture{coll: coll, cidrs: cidrs}
-	if err := f.fill(); err != nil {
+	f := &netFixture{coll: coll, cidrs: cidrs, lengths: lengths}
+	inner, err := engine.FillNets(coll.Maps[bpf.BenchMapNet4Rules], coll.Maps[bpf.BenchMapNet6Rules],
+		spec.Maps[bpf.BenchMapNet4Rules].InnerMap, spec.Maps[bpf.BenchMapNet6Rules].InnerMap, nets)
+	for _, m := range inner {
+		m.Close() // the outer map holds them
+	}
+	if err == nil {
+		err = f.fill()
+	}
+	if err != nil {
 		coll.Close()
 		return nil, err
 	}
 	return f, nil
 }
 
-// fill writes the tries as the engine does for one /24 per rule.
+// netPrefixes returns the prefix table the engine would write for one /24
+// per rule, rule i at netBase + i*netStep, and one decoy prefix of each of
+// the first lengths-1 decoy lengths, naming rule 0, outside 10.0.0.0/8.
+func netPrefixes(cidrs, lengths int) map[netip.Prefix]bpf.AegisNetRef {
+	nets := map[netip.Prefix]bpf.AegisNetRef{}
+	for i := range cidrs {
+		a := uint32(netBase + i*netStep)
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 24)
+		nets[p] = bpf.AegisNetRef{Ref: [8]uint32{uint32(i + 1)}}
+	}
+	for _, l := range decoyLengths[:lengths-1] {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{172, 16, l, 0}), int(l)).Masked()
+		nets[p] = bpf.AegisNetRef{Ref: [8]uint32{1}}
+	}
+	return nets
+}
+
+// fill writes the rules (unscoped, enforcing, every protocol and port).
 func (f *netFixture) fill() error {
-	keys := make([]bpf.BenchNet4Key, f.cidrs)
-	refs := make([]bpf.BenchNetRef, f.cidrs)
 	idx := make([]uint32, f.cidrs)
 	infos := make([]bpf.BenchRuleInfo, f.cidrs)
-	nets := make([]bpf.BenchNetRule, f.cidrs)
+	rules := make([]bpf.BenchNetRule, f.cidrs)
 	for i := range f.cidrs {
-		a := uint32(netBase + i*netStep)
-		keys[i] = bpf.BenchNet4Key{Prefixlen: 24, Addr: [4]uint8{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}}
-		refs[i].Ref[0] = uint32(i + 1)
 		idx[i] = uint32(i)
 	}
 	for _, b := range []struct {
 		name       string
 		keys, vals any
 	}{
-		{bpf.BenchMapNet4Rules, keys, refs},
 		{bpf.BenchMapRules, idx, infos},
-		{bpf.BenchMapNetRules, idx, nets},
+		{bpf.BenchMapNetRules, idx, rules},
 	} {
 		if _, err := f.coll.Maps[b.name].BatchUpdate(b.keys, b.vals, nil); err != nil {
 			return fmt.Errorf("filling %s: %w", b.name, err)
@@ -122,20 +158,22 @@ func MeasureNet(ctx context.Context, counts []int, repeat, runs int, progress fu
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		row, err := measureNet(n, repeat, runs)
-		if err != nil {
-			return nil, fmt.Errorf("%d CIDRs: %w", n, err)
+		for _, l := range NetLengthCounts {
+			row, err := measureNet(n, l, repeat, runs)
+			if err != nil {
+				return nil, fmt.Errorf("%d CIDRs, %d prefix lengths: %w", n, l, err)
+			}
+			if progress != nil {
+				progress(fmt.Sprintf("network decision, %d CIDRs, %d prefix lengths: allow %s, deny %s", n, l, row.Allow, row.Deny))
+			}
+			rows = append(rows, row)
 		}
-		if progress != nil {
-			progress(fmt.Sprintf("network decision, %d CIDRs: allow %s, deny %s", n, row.Allow, row.Deny))
-		}
-		rows = append(rows, row)
 	}
 	return rows, nil
 }
 
-func measureNet(n, repeat, runs int) (NetRow, error) {
-	f, err := openNet(n)
+func measureNet(n, lengths, repeat, runs int) (NetRow, error) {
+	f, err := openNet(n, lengths)
 	if err != nil {
 		return NetRow{}, err
 	}
@@ -159,5 +197,5 @@ func measureNet(n, repeat, runs int) (NetRow, error) {
 	if ret>>24 != actionDeny {
 		return NetRow{}, fmt.Errorf("a destination in a denied /24 decided %#x, want deny", ret)
 	}
-	return NetRow{CIDRs: n, Allow: max(allow-empty, 0), Deny: max(deny-empty, 0)}, nil
+	return NetRow{CIDRs: n, Lengths: lengths, Allow: max(allow-empty, 0), Deny: max(deny-empty, 0)}, nil
 }

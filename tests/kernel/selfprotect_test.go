@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,8 +40,11 @@ const (
 func runProtectedAgent(root string) error {
 	spec := engine.Spec{
 		Enforce: true,
-		Rules:   []engine.RuleSpec{{ID: "protect-agent"}},
+		Rules:   []engine.RuleSpec{{ID: "protect-agent"}, {ID: "test-net"}},
 		Agent:   []engine.AgentTarget{{Rule: 0, ExemptPIDs: []uint32{1}}},
+		// A network rule, so the instance has an inner map per prefix
+		// length, which must be guarded like the others.
+		Nets: []engine.NetTarget{{Rule: 1, Prefix: netip.MustParsePrefix("192.0.2.0/24")}},
 	}
 	rs, err := engine.Resolve(spec, engine.HostFS)
 	if err != nil {
@@ -55,7 +59,11 @@ func runProtectedAgent(root string) error {
 		return err
 	}
 	id, _ := info.ID()
-	fmt.Printf("ready %s %d\n", inst.ID, id)
+	var inner uint32
+	if err := inst.Map(bpf.AegisMapNet4Rules).Lookup(uint32(24), &inner); err != nil {
+		return fmt.Errorf("looking up the map of /24 prefixes: %w", err)
+	}
+	fmt.Printf("ready %s %d %d\n", inst.ID, id, inner)
 	for {
 		time.Sleep(time.Hour)
 	}
@@ -66,6 +74,7 @@ type protectedAgent struct {
 	cmd      *exec.Cmd
 	instance string
 	mapID    ebpf.MapID
+	innerID  ebpf.MapID // the map of the IPv4 /24 network prefixes
 	exited   chan error
 }
 
@@ -92,12 +101,14 @@ func startProtectedAgent(t *testing.T, bin, root string) *protectedAgent {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	go func() { io.Copy(io.Discard, out); a.exited <- cmd.Wait() }()
 	f := strings.Fields(line)
-	if err != nil || len(f) != 3 || f[0] != "ready" {
+	if err != nil || len(f) != 4 || f[0] != "ready" {
 		t.Fatalf("agent did not get ready: %q %v", line, err)
 	}
 	a.instance = f[1]
 	id, _ := strconv.ParseUint(f[2], 10, 32)
 	a.mapID = ebpf.MapID(id)
+	id, _ = strconv.ParseUint(f[3], 10, 32)
+	a.innerID = ebpf.MapID(id)
 	return a
 }
 
@@ -198,7 +209,7 @@ func TestAgentSelfProtection(t *testing.T) {
 		}
 	})
 	t.Run("pins", func(t *testing.T) { checkPinsGuarded(t, mnt, inst) })
-	t.Run("bpf", func(t *testing.T) { checkBPFGuarded(t, inst, a.mapID) })
+	t.Run("bpf", func(t *testing.T) { checkBPFGuarded(t, inst, a.mapID, a.innerID) })
 	t.Run("bpftool", func(t *testing.T) { checkBpftoolGuarded(t, inst) })
 	t.Run("host bpf use", checkHostBPF)
 
@@ -260,7 +271,7 @@ func checkPinsGuarded(t *testing.T, mnt, inst string) {
 }
 
 // checkBPFGuarded: raw bpf() access to the agent's objects is refused.
-func checkBPFGuarded(t *testing.T, inst string, mapID ebpf.MapID) {
+func checkBPFGuarded(t *testing.T, inst string, mapID, innerID ebpf.MapID) {
 	mapPin := filepath.Join(inst, "maps", bpf.AegisMapRules)
 	_, err := ebpf.LoadPinnedMap(mapPin, nil)
 	wantDenied(t, "BPF_OBJ_GET of a map pin", err)
@@ -268,6 +279,8 @@ func checkBPFGuarded(t *testing.T, inst string, mapID ebpf.MapID) {
 	wantDenied(t, "BPF_OBJ_GET of a map pin, read-only", err)
 	_, err = ebpf.NewMapFromID(mapID)
 	wantDenied(t, "BPF_MAP_GET_FD_BY_ID", err)
+	_, err = ebpf.NewMapFromID(innerID)
+	wantDenied(t, "BPF_MAP_GET_FD_BY_ID of a network prefix map", err)
 	stats, err := ebpf.LoadPinnedMap(filepath.Join(inst, "maps", bpf.AegisMapStats), &ebpf.LoadPinOptions{ReadOnly: true})
 	wantAllowed(t, "reading the stats counters", err)
 	if stats != nil {
