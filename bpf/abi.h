@@ -100,8 +100,23 @@ struct rule_info {
 	__u32 exempt_id;
 };
 
-/* A cgroup listed in a scope. */
+/* A cgroup listed in a scope, by its path below the cgroup2 root: the
+ * FNV-1a 64 hash of the path ("/system.slice/ssh.service"), so a cgroup
+ * created or re-created after the policy is applied is matched too. */
 struct scope_key {
+	__u64 path_hash;
+	__u32 scope_id;
+	__u32 _pad;
+};
+
+/* Scopes match cgroups at most this deep below the root, whose path
+ * components are shorter than AEGIS_CGROUP_NAME_MAX - 1 bytes (the loader
+ * refuses longer ones in a policy). */
+#define AEGIS_SCOPE_DEPTH 32
+#define AEGIS_CGROUP_NAME_MAX 128
+
+/* The key of the scope cache: a cgroup (id) and a scope. */
+struct scope_cache_key {
 	__u64 cgroup_id;
 	__u32 scope_id;
 	__u32 _pad;

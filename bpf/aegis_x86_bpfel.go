@@ -22,6 +22,11 @@ type AegisAgentId struct {
 	Rule         uint32
 }
 
+type AegisCgroupName struct {
+	_    structs.HostLayout
+	Name [128]int8
+}
+
 type AegisEvent struct {
 	_        structs.HostLayout
 	TimeNs   uint64
@@ -109,9 +114,16 @@ type AegisRuleRef struct {
 	Below [3]uint32
 }
 
-type AegisScopeKey struct {
+type AegisScopeCacheKey struct {
 	_        structs.HostLayout
 	CgroupId uint64
+	ScopeId  uint32
+	Pad      uint32
+}
+
+type AegisScopeKey struct {
+	_        structs.HostLayout
+	PathHash uint64
 	ScopeId  uint32
 	Pad      uint32
 }
@@ -122,6 +134,7 @@ type AegisScopeKey struct {
 const (
 	AegisMapAgent                     = "agent"
 	AegisMapAgentExempt               = "agent_exempt"
+	AegisMapCgroupNameScratch         = "cgroup_name_scratch"
 	AegisMapDecisions                 = "decisions"
 	AegisMapEvents                    = "events"
 	AegisMapGuarded                   = "guarded"
@@ -134,6 +147,7 @@ const (
 	AegisMapProtections               = "protections"
 	AegisMapRuleCounters              = "rule_counters"
 	AegisMapRules                     = "rules"
+	AegisMapScopeCache                = "scope_cache"
 	AegisMapScopes                    = "scopes"
 	AegisMapStats                     = "stats"
 	AegisMapSubtreeDevs               = "subtree_devs"
@@ -236,24 +250,26 @@ type AegisProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type AegisMapSpecs struct {
-	Agent        *ebpf.MapSpec `ebpf:"agent"`
-	AgentExempt  *ebpf.MapSpec `ebpf:"agent_exempt"`
-	Decisions    *ebpf.MapSpec `ebpf:"decisions"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Guarded      *ebpf.MapSpec `ebpf:"guarded"`
-	InodeRules   *ebpf.MapSpec `ebpf:"inode_rules"`
-	NameRules    *ebpf.MapSpec `ebpf:"name_rules"`
-	Net4Rules    *ebpf.MapSpec `ebpf:"net4_rules"`
-	Net6Rules    *ebpf.MapSpec `ebpf:"net6_rules"`
-	NetRules     *ebpf.MapSpec `ebpf:"net_rules"`
-	PinnedDirs   *ebpf.MapSpec `ebpf:"pinned_dirs"`
-	Protections  *ebpf.MapSpec `ebpf:"protections"`
-	RuleCounters *ebpf.MapSpec `ebpf:"rule_counters"`
-	Rules        *ebpf.MapSpec `ebpf:"rules"`
-	Scopes       *ebpf.MapSpec `ebpf:"scopes"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
-	SubtreeDevs  *ebpf.MapSpec `ebpf:"subtree_devs"`
-	WatchedDirs  *ebpf.MapSpec `ebpf:"watched_dirs"`
+	Agent             *ebpf.MapSpec `ebpf:"agent"`
+	AgentExempt       *ebpf.MapSpec `ebpf:"agent_exempt"`
+	CgroupNameScratch *ebpf.MapSpec `ebpf:"cgroup_name_scratch"`
+	Decisions         *ebpf.MapSpec `ebpf:"decisions"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	Guarded           *ebpf.MapSpec `ebpf:"guarded"`
+	InodeRules        *ebpf.MapSpec `ebpf:"inode_rules"`
+	NameRules         *ebpf.MapSpec `ebpf:"name_rules"`
+	Net4Rules         *ebpf.MapSpec `ebpf:"net4_rules"`
+	Net6Rules         *ebpf.MapSpec `ebpf:"net6_rules"`
+	NetRules          *ebpf.MapSpec `ebpf:"net_rules"`
+	PinnedDirs        *ebpf.MapSpec `ebpf:"pinned_dirs"`
+	Protections       *ebpf.MapSpec `ebpf:"protections"`
+	RuleCounters      *ebpf.MapSpec `ebpf:"rule_counters"`
+	Rules             *ebpf.MapSpec `ebpf:"rules"`
+	ScopeCache        *ebpf.MapSpec `ebpf:"scope_cache"`
+	Scopes            *ebpf.MapSpec `ebpf:"scopes"`
+	Stats             *ebpf.MapSpec `ebpf:"stats"`
+	SubtreeDevs       *ebpf.MapSpec `ebpf:"subtree_devs"`
+	WatchedDirs       *ebpf.MapSpec `ebpf:"watched_dirs"`
 }
 
 // AegisVariableSpecs contains global variables before they are loaded into the kernel.
@@ -292,30 +308,33 @@ func (o *AegisObjects) Close() error {
 //
 // It can be passed to LoadAegisObjects or ebpf.CollectionSpec.LoadAndAssign.
 type AegisMaps struct {
-	Agent        *ebpf.Map `ebpf:"agent"`
-	AgentExempt  *ebpf.Map `ebpf:"agent_exempt"`
-	Decisions    *ebpf.Map `ebpf:"decisions"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Guarded      *ebpf.Map `ebpf:"guarded"`
-	InodeRules   *ebpf.Map `ebpf:"inode_rules"`
-	NameRules    *ebpf.Map `ebpf:"name_rules"`
-	Net4Rules    *ebpf.Map `ebpf:"net4_rules"`
-	Net6Rules    *ebpf.Map `ebpf:"net6_rules"`
-	NetRules     *ebpf.Map `ebpf:"net_rules"`
-	PinnedDirs   *ebpf.Map `ebpf:"pinned_dirs"`
-	Protections  *ebpf.Map `ebpf:"protections"`
-	RuleCounters *ebpf.Map `ebpf:"rule_counters"`
-	Rules        *ebpf.Map `ebpf:"rules"`
-	Scopes       *ebpf.Map `ebpf:"scopes"`
-	Stats        *ebpf.Map `ebpf:"stats"`
-	SubtreeDevs  *ebpf.Map `ebpf:"subtree_devs"`
-	WatchedDirs  *ebpf.Map `ebpf:"watched_dirs"`
+	Agent             *ebpf.Map `ebpf:"agent"`
+	AgentExempt       *ebpf.Map `ebpf:"agent_exempt"`
+	CgroupNameScratch *ebpf.Map `ebpf:"cgroup_name_scratch"`
+	Decisions         *ebpf.Map `ebpf:"decisions"`
+	Events            *ebpf.Map `ebpf:"events"`
+	Guarded           *ebpf.Map `ebpf:"guarded"`
+	InodeRules        *ebpf.Map `ebpf:"inode_rules"`
+	NameRules         *ebpf.Map `ebpf:"name_rules"`
+	Net4Rules         *ebpf.Map `ebpf:"net4_rules"`
+	Net6Rules         *ebpf.Map `ebpf:"net6_rules"`
+	NetRules          *ebpf.Map `ebpf:"net_rules"`
+	PinnedDirs        *ebpf.Map `ebpf:"pinned_dirs"`
+	Protections       *ebpf.Map `ebpf:"protections"`
+	RuleCounters      *ebpf.Map `ebpf:"rule_counters"`
+	Rules             *ebpf.Map `ebpf:"rules"`
+	ScopeCache        *ebpf.Map `ebpf:"scope_cache"`
+	Scopes            *ebpf.Map `ebpf:"scopes"`
+	Stats             *ebpf.Map `ebpf:"stats"`
+	SubtreeDevs       *ebpf.Map `ebpf:"subtree_devs"`
+	WatchedDirs       *ebpf.Map `ebpf:"watched_dirs"`
 }
 
 func (m *AegisMaps) Close() error {
 	return _AegisClose(
 		m.Agent,
 		m.AgentExempt,
+		m.CgroupNameScratch,
 		m.Decisions,
 		m.Events,
 		m.Guarded,
@@ -328,6 +347,7 @@ func (m *AegisMaps) Close() error {
 		m.Protections,
 		m.RuleCounters,
 		m.Rules,
+		m.ScopeCache,
 		m.Scopes,
 		m.Stats,
 		m.SubtreeDevs,

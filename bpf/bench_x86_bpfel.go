@@ -48,6 +48,11 @@ type BenchBenchNetInput struct {
 	Port     uint32
 }
 
+type BenchCgroupName struct {
+	_    structs.HostLayout
+	Name [128]int8
+}
+
 type BenchInodeKey struct {
 	_   structs.HostLayout
 	Ino uint64
@@ -110,9 +115,16 @@ type BenchRuleRef struct {
 	Below [3]uint32
 }
 
-type BenchScopeKey struct {
+type BenchScopeCacheKey struct {
 	_        structs.HostLayout
 	CgroupId uint64
+	ScopeId  uint32
+	Pad      uint32
+}
+
+type BenchScopeKey struct {
+	_        structs.HostLayout
+	PathHash uint64
 	ScopeId  uint32
 	Pad      uint32
 }
@@ -123,6 +135,7 @@ type BenchScopeKey struct {
 const (
 	BenchMapAgent             = "agent"
 	BenchMapAgentExempt       = "agent_exempt"
+	BenchMapCgroupNameScratch = "cgroup_name_scratch"
 	BenchMapDecisions         = "decisions"
 	BenchMapEvents            = "events"
 	BenchMapGuarded           = "guarded"
@@ -135,6 +148,7 @@ const (
 	BenchMapProtections       = "protections"
 	BenchMapRuleCounters      = "rule_counters"
 	BenchMapRules             = "rules"
+	BenchMapScopeCache        = "scope_cache"
 	BenchMapScopes            = "scopes"
 	BenchMapStats             = "stats"
 	BenchMapSubtreeDevs       = "subtree_devs"
@@ -207,24 +221,26 @@ type BenchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BenchMapSpecs struct {
-	Agent        *ebpf.MapSpec `ebpf:"agent"`
-	AgentExempt  *ebpf.MapSpec `ebpf:"agent_exempt"`
-	Decisions    *ebpf.MapSpec `ebpf:"decisions"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Guarded      *ebpf.MapSpec `ebpf:"guarded"`
-	InodeRules   *ebpf.MapSpec `ebpf:"inode_rules"`
-	NameRules    *ebpf.MapSpec `ebpf:"name_rules"`
-	Net4Rules    *ebpf.MapSpec `ebpf:"net4_rules"`
-	Net6Rules    *ebpf.MapSpec `ebpf:"net6_rules"`
-	NetRules     *ebpf.MapSpec `ebpf:"net_rules"`
-	PinnedDirs   *ebpf.MapSpec `ebpf:"pinned_dirs"`
-	Protections  *ebpf.MapSpec `ebpf:"protections"`
-	RuleCounters *ebpf.MapSpec `ebpf:"rule_counters"`
-	Rules        *ebpf.MapSpec `ebpf:"rules"`
-	Scopes       *ebpf.MapSpec `ebpf:"scopes"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
-	SubtreeDevs  *ebpf.MapSpec `ebpf:"subtree_devs"`
-	WatchedDirs  *ebpf.MapSpec `ebpf:"watched_dirs"`
+	Agent             *ebpf.MapSpec `ebpf:"agent"`
+	AgentExempt       *ebpf.MapSpec `ebpf:"agent_exempt"`
+	CgroupNameScratch *ebpf.MapSpec `ebpf:"cgroup_name_scratch"`
+	Decisions         *ebpf.MapSpec `ebpf:"decisions"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	Guarded           *ebpf.MapSpec `ebpf:"guarded"`
+	InodeRules        *ebpf.MapSpec `ebpf:"inode_rules"`
+	NameRules         *ebpf.MapSpec `ebpf:"name_rules"`
+	Net4Rules         *ebpf.MapSpec `ebpf:"net4_rules"`
+	Net6Rules         *ebpf.MapSpec `ebpf:"net6_rules"`
+	NetRules          *ebpf.MapSpec `ebpf:"net_rules"`
+	PinnedDirs        *ebpf.MapSpec `ebpf:"pinned_dirs"`
+	Protections       *ebpf.MapSpec `ebpf:"protections"`
+	RuleCounters      *ebpf.MapSpec `ebpf:"rule_counters"`
+	Rules             *ebpf.MapSpec `ebpf:"rules"`
+	ScopeCache        *ebpf.MapSpec `ebpf:"scope_cache"`
+	Scopes            *ebpf.MapSpec `ebpf:"scopes"`
+	Stats             *ebpf.MapSpec `ebpf:"stats"`
+	SubtreeDevs       *ebpf.MapSpec `ebpf:"subtree_devs"`
+	WatchedDirs       *ebpf.MapSpec `ebpf:"watched_dirs"`
 }
 
 // BenchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -263,30 +279,33 @@ func (o *BenchObjects) Close() error {
 //
 // It can be passed to LoadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BenchMaps struct {
-	Agent        *ebpf.Map `ebpf:"agent"`
-	AgentExempt  *ebpf.Map `ebpf:"agent_exempt"`
-	Decisions    *ebpf.Map `ebpf:"decisions"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Guarded      *ebpf.Map `ebpf:"guarded"`
-	InodeRules   *ebpf.Map `ebpf:"inode_rules"`
-	NameRules    *ebpf.Map `ebpf:"name_rules"`
-	Net4Rules    *ebpf.Map `ebpf:"net4_rules"`
-	Net6Rules    *ebpf.Map `ebpf:"net6_rules"`
-	NetRules     *ebpf.Map `ebpf:"net_rules"`
-	PinnedDirs   *ebpf.Map `ebpf:"pinned_dirs"`
-	Protections  *ebpf.Map `ebpf:"protections"`
-	RuleCounters *ebpf.Map `ebpf:"rule_counters"`
-	Rules        *ebpf.Map `ebpf:"rules"`
-	Scopes       *ebpf.Map `ebpf:"scopes"`
-	Stats        *ebpf.Map `ebpf:"stats"`
-	SubtreeDevs  *ebpf.Map `ebpf:"subtree_devs"`
-	WatchedDirs  *ebpf.Map `ebpf:"watched_dirs"`
+	Agent             *ebpf.Map `ebpf:"agent"`
+	AgentExempt       *ebpf.Map `ebpf:"agent_exempt"`
+	CgroupNameScratch *ebpf.Map `ebpf:"cgroup_name_scratch"`
+	Decisions         *ebpf.Map `ebpf:"decisions"`
+	Events            *ebpf.Map `ebpf:"events"`
+	Guarded           *ebpf.Map `ebpf:"guarded"`
+	InodeRules        *ebpf.Map `ebpf:"inode_rules"`
+	NameRules         *ebpf.Map `ebpf:"name_rules"`
+	Net4Rules         *ebpf.Map `ebpf:"net4_rules"`
+	Net6Rules         *ebpf.Map `ebpf:"net6_rules"`
+	NetRules          *ebpf.Map `ebpf:"net_rules"`
+	PinnedDirs        *ebpf.Map `ebpf:"pinned_dirs"`
+	Protections       *ebpf.Map `ebpf:"protections"`
+	RuleCounters      *ebpf.Map `ebpf:"rule_counters"`
+	Rules             *ebpf.Map `ebpf:"rules"`
+	ScopeCache        *ebpf.Map `ebpf:"scope_cache"`
+	Scopes            *ebpf.Map `ebpf:"scopes"`
+	Stats             *ebpf.Map `ebpf:"stats"`
+	SubtreeDevs       *ebpf.Map `ebpf:"subtree_devs"`
+	WatchedDirs       *ebpf.Map `ebpf:"watched_dirs"`
 }
 
 func (m *BenchMaps) Close() error {
 	return _BenchClose(
 		m.Agent,
 		m.AgentExempt,
+		m.CgroupNameScratch,
 		m.Decisions,
 		m.Events,
 		m.Guarded,
@@ -299,6 +318,7 @@ func (m *BenchMaps) Close() error {
 		m.Protections,
 		m.RuleCounters,
 		m.Rules,
+		m.ScopeCache,
 		m.Scopes,
 		m.Stats,
 		m.SubtreeDevs,

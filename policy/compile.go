@@ -10,7 +10,7 @@ import (
 // Compiled is the intermediate form the kernel engine loads: dense rule
 // indexes, effective modes, and one entry per map key. Paths and cgroup
 // paths are kept as written (normalized); the engine resolves them to
-// (dev, inode) and cgroup ids on the host at apply time.
+// (dev, inode) on the host at apply time, and matches cgroups by path.
 //
 // Every slice is sorted as documented on its field, so a Compiled is a
 // deterministic function of the policy's meaning: reordering rules or

@@ -33,6 +33,12 @@ const (
 	MaxPathLen = 4095
 	// MaxComponentLen is the longest path component (NAME_MAX).
 	MaxComponentLen = 255
+	// MaxCgroupDepth and MaxCgroupNameLen bound the cgroup paths of scopes:
+	// the kernel side matches them by walking and hashing the names of a
+	// task's cgroup and its ancestors (AEGIS_SCOPE_DEPTH, and
+	// AEGIS_CGROUP_NAME_MAX less the NUL and one byte to see a name end).
+	MaxCgroupDepth   = 32
+	MaxCgroupNameLen = 126
 	// MaxPID is the largest PID the kernel hands out (PID_MAX_LIMIT).
 	MaxPID = 4194304
 	// MaxFileSize is the largest policy file ReadFile accepts.

@@ -124,9 +124,16 @@ func (d *decoder) path(at keyPath, noun, s string, kind pathKind) (string, bool)
 		}
 		return bad(hint, "%s %q is not canonical: %s", noun, s, reason)
 	}
+	limit := MaxComponentLen
+	if kind == pathCgroup {
+		limit = MaxCgroupNameLen
+		if n := strings.Count(p, "/"); n > MaxCgroupDepth {
+			return bad("", "%s %q is %d levels deep, the limit is %d", noun, s, n, MaxCgroupDepth)
+		}
+	}
 	for _, c := range strings.Split(p, "/") {
-		if len(c) > MaxComponentLen {
-			return bad("", "%s %q has a component of %d bytes, the limit is %d", noun, s, len(c), MaxComponentLen)
+		if len(c) > limit {
+			return bad("", "%s %q has a component of %d bytes, the limit is %d", noun, s, len(c), limit)
 		}
 	}
 	return p, true

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/aegisbpf/aegisbpf/bpf"
+	"github.com/aegisbpf/aegisbpf/policy"
 )
 
 // RuleSpec is one rule: its id, mode and cgroup scope.
@@ -193,15 +196,16 @@ func Resolve(spec Spec, fsys Statter) (*RuleSet, error) {
 		cgRoot = "/sys/fs/cgroup"
 	}
 	// Scope ids: 2i+1 for rule i's Only list, 2i+2 for its Except list.
+	// Cgroups are matched by path, so they need not exist yet.
+	var errs []error
 	addScope := func(r RuleSpec, id uint32, cgroups []string) {
 		for _, cg := range cgroups {
-			var st unix.Stat_t
-			if err := fsys.Stat(filepath.Join(cgRoot, cg), &st); err != nil {
-				// A cgroup that does not exist yet holds no task.
-				rs.Warnings = append(rs.Warnings, fmt.Sprintf("rule %s: cgroup %s does not exist (yet): %v", r.ID, cg, err))
+			h, err := CgroupPathHash(cg)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, err))
 				continue
 			}
-			rs.Scopes = append(rs.Scopes, bpf.AegisScopeKey{CgroupId: st.Ino, ScopeId: id})
+			rs.Scopes = append(rs.Scopes, bpf.AegisScopeKey{PathHash: h, ScopeId: id})
 		}
 	}
 	for i, r := range spec.Rules {
@@ -218,7 +222,6 @@ func Resolve(spec Spec, fsys Statter) (*RuleSet, error) {
 		}
 		rs.Rules = append(rs.Rules, rule)
 	}
-	var errs []error
 	for _, t := range spec.Targets {
 		if int(t.Rule) >= len(spec.Rules) {
 			errs = append(errs, fmt.Errorf("target %s names rule %d of %d", t.Path, t.Rule, len(spec.Rules)))
@@ -354,4 +357,32 @@ func (rs *RuleSet) resolveFile(ref uint32, id string, r Target, fsys Statter) er
 		rs.pin(inodeKey(&ast), ref)
 	}
 	return nil
+}
+
+// Limits of cgroup scope paths (AEGIS_SCOPE_DEPTH, AEGIS_CGROUP_NAME_MAX
+// less the NUL and one byte the kernel side needs to see a name end).
+const (
+	MaxScopeDepth = policy.MaxCgroupDepth
+	MaxCgroupName = policy.MaxCgroupNameLen
+)
+
+// CgroupPathHash returns the key the kernel matches a scope's cgroup by:
+// the FNV-1a 64 hash of its path below the cgroup2 root, e.g.
+// "/system.slice/ssh.service". The path must be absolute and clean.
+func CgroupPathHash(cg string) (uint64, error) {
+	if cg == "/" || !strings.HasPrefix(cg, "/") || path.Clean(cg) != cg {
+		return 0, fmt.Errorf("cgroup %q is not an absolute, clean path below the root", cg)
+	}
+	parts := strings.Split(cg[1:], "/")
+	if len(parts) > MaxScopeDepth {
+		return 0, fmt.Errorf("cgroup %s is %d levels deep, scopes reach %d", cg, len(parts), MaxScopeDepth)
+	}
+	for _, p := range parts {
+		if len(p) > MaxCgroupName {
+			return 0, fmt.Errorf("cgroup %s: name %.20q... is %d bytes, scopes match names of at most %d", cg, p, len(p), MaxCgroupName)
+		}
+	}
+	h := fnv.New64a()
+	h.Write([]byte(cg))
+	return h.Sum64(), nil
 }

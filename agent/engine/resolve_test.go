@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"hash/fnv"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,11 +91,38 @@ func TestResolve(t *testing.T) {
 	if r2.Scope != ScopeOnly|ScopeExcept || r2.ScopeID != 5 || r2.ExemptID != 6 {
 		t.Errorf("scoped rule = %+v", r2)
 	}
-	if len(rs.Scopes) != 1 || rs.Scopes[0] != (bpf.AegisScopeKey{CgroupId: 500, ScopeId: 5}) {
-		t.Errorf("scopes = %+v", rs.Scopes)
+	// Scopes are keyed by path, whether the cgroup exists yet or not.
+	want := []bpf.AegisScopeKey{{PathHash: fnv64a("/system.slice"), ScopeId: 5}, {PathHash: fnv64a("/missing"), ScopeId: 6}}
+	if !slices.Equal(rs.Scopes, want) {
+		t.Errorf("scopes = %+v, want %+v", rs.Scopes, want)
 	}
-	if !strings.Contains(strings.Join(rs.Warnings, "\n"), "/missing does not exist") {
-		t.Errorf("warnings = %q", rs.Warnings)
+}
+
+func fnv64a(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+func TestCgroupPathHash(t *testing.T) {
+	deep := strings.Repeat("/a", MaxScopeDepth)
+	long := "/" + strings.Repeat("n", MaxCgroupName)
+	for _, ok := range []string{"/system.slice/ssh.service", deep, long, `/system.slice/system-serial\x2dgetty.slice`} {
+		if h, err := CgroupPathHash(ok); err != nil || h != fnv64a(ok) {
+			t.Errorf("CgroupPathHash(%q) = %x, %v; want %x", ok, h, err, fnv64a(ok))
+		}
+	}
+	for path, want := range map[string]string{
+		"/":            "not an absolute, clean path",
+		"system.slice": "not an absolute, clean path",
+		"/a//b":        "not an absolute, clean path",
+		"/a/":          "not an absolute, clean path",
+		deep + "/a":    "33 levels deep, scopes reach 32",
+		long + "n":     "is 127 bytes, scopes match names of at most 126",
+	} {
+		if _, err := CgroupPathHash(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CgroupPathHash(%q) = %v, want %q", path, err, want)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@
 
 #include <bpf/bpf_core_read.h>
 #include "maps.h"
+#include "kernfs.h"
 #include "decide.h"
 #include "event.h"
 
@@ -59,7 +60,8 @@ static __always_inline bool task_is_agent(struct task_struct *t, const struct ag
 	struct kernfs_node *kn = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn);
 	if (!kn)
 		return false;
-	if (BPF_CORE_READ(kn, parent, id) != a->parent_cgroup)
+	struct kernfs_node *parent = kn_parent(kn);
+	if (!parent || BPF_CORE_READ(parent, id) != a->parent_cgroup)
 		return false;
 	return cgroup_name_hash(BPF_CORE_READ(kn, name)) == a->name_hash;
 }

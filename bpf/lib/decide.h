@@ -3,7 +3,9 @@
 #ifndef AEGIS_DECIDE_H
 #define AEGIS_DECIDE_H
 
+#include <bpf/bpf_core_read.h>
 #include "maps.h"
+#include "kernfs.h"
 
 /* A match: rule index + 1 (0 = none) and whether that rule only audits. */
 struct match {
@@ -11,26 +13,100 @@ struct match {
 	__u32 audit;
 };
 
-/* cgroup levels checked for a scope, from the current cgroup upwards. */
-#define AEGIS_SCOPE_DEPTH 16
+#define FNV64_OFFSET 0xcbf29ce484222325ULL
+#define FNV64_PRIME  0x100000001b3ULL
 
-/* in_scope reports whether the current task's cgroup, or one of its
- * ancestors, is listed in scope_id. */
-static __always_inline bool cgroup_listed(__u32 scope_id)
+/* What cgroup_scope found. */
+enum scope_result {
+	SCOPE_NOT_LISTED = 1,
+	SCOPE_LISTED = 2,
+	/* The cgroup is deeper than AEGIS_SCOPE_DEPTH or a name on its path
+	 * is too long, and no shallower prefix is listed: callers fail closed
+	 * (an only-scope applies, an exemption does not). */
+	SCOPE_UNKNOWN = 3,
+};
+
+/* The state of one cgroup_scope walk, shared with scope_level. */
+struct scope_walk {
+	__u64 leaf; /* struct kernfs_node * of the task's cgroup */
+	__u64 h;    /* FNV-1a 64 of the path down to the last level hashed */
+	__u32 depth;
+	__u32 scope_id;
+	__u32 res;
+};
+
+/* scope_level hashes the name of the cgroup level + 1 below the root into
+ * the walk's path hash and looks the path up. A bpf_loop step, so the
+ * verifier checks its loops once rather than once per level. */
+static long scope_level(__u64 level, void *data)
 {
-	struct scope_key key = { .scope_id = scope_id };
-	key.cgroup_id = bpf_get_current_cgroup_id();
-	if (bpf_map_lookup_elem(&scopes, &key))
-		return true;
-	for (int level = 0; level < AEGIS_SCOPE_DEPTH; level++) {
-		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
-		if (id == 0 || id == key.cgroup_id)
-			break;
-		struct scope_key k = { .cgroup_id = id, .scope_id = scope_id };
-		if (bpf_map_lookup_elem(&scopes, &k))
-			return true;
+	struct scope_walk *w = data;
+	__u32 zero = 0;
+	struct cgroup_name *buf = bpf_map_lookup_elem(&cgroup_name_scratch, &zero);
+	if (!buf) {
+		w->res = SCOPE_UNKNOWN;
+		return 1;
 	}
-	return false;
+	/* The node level + 1 below the root: depth - 1 - level steps up. */
+	struct kernfs_node *kn = (struct kernfs_node *)w->leaf;
+	for (__u32 j = 0; j < AEGIS_SCOPE_DEPTH; j++) {
+		if (j + 1 + level >= w->depth)
+			break;
+		kn = kn_parent(kn);
+	}
+	long n = bpf_probe_read_kernel_str(buf->name, sizeof(buf->name), BPF_CORE_READ(kn, name));
+	if (n <= 0 || n >= AEGIS_CGROUP_NAME_MAX) {
+		w->res = SCOPE_UNKNOWN;
+		return 1;
+	}
+	__u64 h = w->h;
+	h ^= '/';
+	h *= FNV64_PRIME;
+	for (int b = 0; b < AEGIS_CGROUP_NAME_MAX; b++) {
+		if (b + 1 >= n)
+			break;
+		h ^= (__u8)buf->name[b];
+		h *= FNV64_PRIME;
+	}
+	w->h = h;
+	struct scope_key k = { .path_hash = h, .scope_id = w->scope_id };
+	if (bpf_map_lookup_elem(&scopes, &k)) {
+		w->res = SCOPE_LISTED;
+		return 1;
+	}
+	return 0;
+}
+
+/* cgroup_scope reports whether the current task's cgroup, or one of its
+ * ancestors, is listed in scope_id: whether some prefix of its path below
+ * the cgroup2 root hashes to a scopes entry. The names are hashed root
+ * first (the walk up from the leaf is repeated per level: cgroup trees are
+ * shallow), and the answer is cached per cgroup id. A global function:
+ * verified once. */
+__noinline int cgroup_scope(__u32 scope_id)
+{
+	struct scope_cache_key ck = { .cgroup_id = bpf_get_current_cgroup_id(), .scope_id = scope_id };
+	__u32 *cached = bpf_map_lookup_elem(&scope_cache, &ck);
+	if (cached)
+		return *cached;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct kernfs_node *leaf = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn);
+	if (!leaf)
+		return SCOPE_UNKNOWN;
+	struct scope_walk w = { .leaf = (__u64)leaf, .h = FNV64_OFFSET, .scope_id = scope_id, .res = SCOPE_NOT_LISTED };
+	struct kernfs_node *kn = leaf;
+	for (int i = 0; i <= AEGIS_SCOPE_DEPTH; i++) {
+		kn = kn_parent(kn);
+		if (!kn)
+			break;
+		w.depth++;
+	}
+	if (w.depth > AEGIS_SCOPE_DEPTH)
+		w.res = SCOPE_UNKNOWN;
+	else if (w.depth > 0)
+		bpf_loop(w.depth, scope_level, &w, 0);
+	bpf_map_update_elem(&scope_cache, &ck, &w.res, BPF_ANY);
+	return w.res;
 }
 
 /* rule_applies looks up rule ref (index + 1) and reports whether it applies
@@ -41,9 +117,9 @@ static __always_inline bool rule_applies(__u32 ref, __u32 *audit)
 	struct rule_info *info = bpf_map_lookup_elem(&rules, &idx);
 	if (!info)
 		return false;
-	if ((info->scope_mode & AEGIS_SCOPE_ONLY) && !cgroup_listed(info->scope_id))
+	if ((info->scope_mode & AEGIS_SCOPE_ONLY) && cgroup_scope(info->scope_id) == SCOPE_NOT_LISTED)
 		return false;
-	if ((info->scope_mode & AEGIS_SCOPE_EXCEPT) && cgroup_listed(info->exempt_id))
+	if ((info->scope_mode & AEGIS_SCOPE_EXCEPT) && cgroup_scope(info->exempt_id) == SCOPE_LISTED)
 		return false;
 	*audit = info->flags & AEGIS_RULE_AUDIT;
 	return true;
@@ -101,9 +177,6 @@ static __always_inline bool dev_has_subtrees(__u32 dev)
 {
 	return bpf_map_lookup_elem(&subtree_devs, &dev) != NULL;
 }
-
-#define FNV64_OFFSET 0xcbf29ce484222325ULL
-#define FNV64_PRIME  0x100000001b3ULL
 
 struct fnv_state {
 	__u64 h;

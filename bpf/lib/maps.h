@@ -65,6 +65,28 @@ struct {
 	__type(value, __u32);
 } scopes SEC(".maps");
 
+/* Whether a cgroup is in a scope (enum scope_result), worked out once per
+ * cgroup and scope: cgroup ids are never reused and cgroup2 has no rename,
+ * so an entry never goes stale; the instance's maps die with its policy. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct scope_cache_key);
+	__type(value, __u32);
+} scope_cache SEC(".maps");
+
+/* Scratch room for one cgroup name. */
+struct cgroup_name {
+	char name[AEGIS_CGROUP_NAME_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_name);
+} cgroup_name_scratch SEC(".maps");
+
 /* Policy-driven protections by enum aegis_protect. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

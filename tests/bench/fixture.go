@@ -146,6 +146,9 @@ func Open(rules int, dir string) (_ *Fixture, err error) {
 		err = spec.LoadAndAssign(&f.objs, nil)
 	}
 	if err != nil {
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("loading the benchmark programs: %+v", ve)
+		}
 		return nil, fmt.Errorf("loading the benchmark programs: %w", err)
 	}
 	if err := f.fill(); err != nil {

@@ -113,41 +113,82 @@ func int8sToBytes(s []int8) []byte {
 	return b
 }
 
-// TestCgroupScope: a rule scoped to one cgroup denies there and allows in
-// a sibling cgroup.
+// TestCgroupScope: a rule scoped to a cgroup denies there and below and
+// allows elsewhere; an exempted cgroup is exempt. The rules are applied
+// before any of the cgroups exist (as at boot, where the agent starts
+// before the services whose cgroups a policy names), and an exempted cgroup
+// removed and created again is still exempt: scopes match by path.
 func TestCgroupScope(t *testing.T) {
 	e, dir := setup(t)
 	secret := filepath.Join(dir, "secret")
 	writeFile(t, secret, "s")
-	cgs := map[string]string{}
-	for _, name := range []string{"aegis-scoped", "aegis-other"} {
-		p := filepath.Join("/sys/fs/cgroup", name)
-		if err := os.Mkdir(p, 0o755); err != nil && !os.IsExist(err) {
+	other := filepath.Join(dir, "other")
+	writeFile(t, other, "o")
+	const root = "/sys/fs/cgroup"
+	for _, cg := range []string{"/aegis-scoped", "/aegis-scoped/child", "/aegis-scoped-x", "/aegis-exempt"} {
+		if _, err := os.Stat(root + cg); err == nil {
+			t.Fatalf("cgroup %s exists before the test", cg)
+		}
+	}
+	apply(t, e, true,
+		engine.FileRule{ID: "scoped", Path: secret, Access: engine.AccessRead,
+			Scope: engine.Scope{Mode: engine.ScopeOnly, Cgroups: []string{"/aegis-scoped"}}},
+		engine.FileRule{ID: "exempted", Path: other, Access: engine.AccessRead,
+			Scope: engine.Scope{Mode: engine.ScopeExcept, Cgroups: []string{"/aegis-exempt"}}})
+
+	mk := func(cg string) {
+		if err := os.Mkdir(root+cg, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.Remove(p) })
-		cgs[name] = p
 	}
-	apply(t, e, true, engine.FileRule{ID: "scoped", Path: secret, Access: engine.AccessRead,
-		Scope: engine.Scope{Mode: engine.ScopeOnly, Cgroups: []string{"/aegis-scoped"}}})
-
-	runIn := func(cg string) int {
-		fd, err := unix.Open(cg, unix.O_DIRECTORY|unix.O_RDONLY, 0)
+	// Removed deepest first.
+	cgs := []string{"/aegis-scoped", "/aegis-scoped/child", "/aegis-scoped-x", "/aegis-exempt"}
+	t.Cleanup(func() {
+		for i := len(cgs) - 1; i >= 0; i-- {
+			os.Remove(root + cgs[i])
+		}
+	})
+	for _, cg := range cgs {
+		mk(cg)
+	}
+	runIn := func(cg, path string) int {
+		fd, err := unix.Open(root+cg, unix.O_DIRECTORY|unix.O_RDONLY, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer unix.Close(fd)
-		cmd := helper("open", secret)
+		cmd := helper("open", path)
 		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
 		return status(t, cmd)
 	}
-	if got := runIn(cgs["aegis-scoped"]); got != 13 {
-		t.Errorf("open in the scoped cgroup: status %d, want 13 (EPERM)", got)
+	for _, c := range []struct {
+		cg, path string
+		want     int
+	}{
+		{"/aegis-scoped", secret, 13},
+		{"/aegis-scoped", secret, 13}, // again: from the scope cache
+		{"/aegis-scoped/child", secret, 13},
+		{"/aegis-scoped-x", secret, 0}, // a name that only starts like the scope's
+		{"/aegis-exempt", secret, 0},
+		{"/aegis-exempt", other, 0},
+		{"/aegis-scoped-x", other, 13},
+		{"/aegis-scoped/child", other, 13},
+	} {
+		if got := runIn(c.cg, c.path); got != c.want {
+			t.Errorf("open of %s in %s: status %d, want %d", filepath.Base(c.path), c.cg, got, c.want)
+		}
 	}
-	if got := runIn(cgs["aegis-other"]); got != 0 {
-		t.Errorf("open in another cgroup: status %d, want 0", got)
+	wantAllowed(t, "open of the scoped rule's file from the test's own cgroup", openErr(secret))
+	wantDenied(t, "open of the exempted rule's file from the test's own cgroup", openErr(other))
+
+	// A re-created cgroup has another id and the same path.
+	if err := os.Remove(root + "/aegis-exempt"); err != nil {
+		t.Fatal(err)
 	}
-	wantAllowed(t, "open from the test's own cgroup", openErr(secret))
+	mk("/aegis-exempt")
+	if got := runIn("/aegis-exempt", other); got != 0 {
+		t.Errorf("open in the re-created exempt cgroup: status %d, want 0", got)
+	}
 }
 
 // TestContinuityAcrossAgentKills: while an agent process is SIGKILLed and
