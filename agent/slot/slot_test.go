@@ -583,3 +583,49 @@ func TestFailedRollbackDoesNotClaimTheGoodSlot(t *testing.T) {
 		t.Fatalf("after the backstop:\n%s", Describe(s))
 	}
 }
+
+// TestSystemdTreeDigest: the digest follows the content, names, modes and
+// link targets of usr/lib/systemd, and nothing outside it.
+func TestSystemdTreeDigest(t *testing.T) {
+	mk := func(unit string, mode os.FileMode, link, other string) string {
+		root := t.TempDir()
+		dir := filepath.Join(root, "usr", "lib", "systemd", "system")
+		if err := os.MkdirAll(filepath.Join(dir, "sockets.target.wants"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "aegisbpf.service"), []byte(unit), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(link, filepath.Join(dir, "sockets.target.wants", "aegisbpf-metrics.socket")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, "usr", "other"), []byte(other), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return root
+	}
+	digest := func(root string) string {
+		d, err := systemdTreeDigest(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	base := digest(mk("[Service]\n", 0o644, "../aegisbpf-metrics.socket", "a"))
+	if d := digest(mk("[Service]\n", 0o644, "../aegisbpf-metrics.socket", "b")); d != base {
+		t.Error("a file outside usr/lib/systemd changed the digest")
+	}
+	for name, root := range map[string]string{
+		"content": mk("[Service]\nExecStartPost=x\n", 0o644, "../aegisbpf-metrics.socket", "a"),
+		"mode":    mk("[Service]\n", 0o600, "../aegisbpf-metrics.socket", "a"),
+		"link":    mk("[Service]\n", 0o644, "../other.socket", "a"),
+	} {
+		if digest(root) == base {
+			t.Errorf("a change of %s left the digest alone", name)
+		}
+	}
+	empty, err := systemdTreeDigest(t.TempDir())
+	if err != nil || empty == base {
+		t.Errorf("a layer without usr/lib/systemd: %q, %v", empty, err)
+	}
+}
