@@ -318,6 +318,10 @@ func (d *demo) run(out string) error {
 	d.title("The slots at the end")
 	st := d.sh("aegisbpf slot status")
 	d.check(strings.Contains(st, "active, good") && strings.Contains(st, "bad: agent failed on probation"), "slot status tells the story")
+	// The example policy must not break the host: no unit failed
+	// (logins, the root user's systemd manager) through all of the above.
+	failed := d.sh("systemctl --failed --no-legend --plain; systemctl is-system-running")
+	d.check(strings.TrimSpace(failed) == "running", "no unit failed under the example policy: systemd says the system is running")
 	// The VM is disposable (its /var disk is a copy in a temporary
 	// directory): Close stops qemu, no need to wait for a clean shutdown.
 	return nil
