@@ -382,7 +382,5 @@ func CgroupPathHash(cg string) (uint64, error) {
 			return 0, fmt.Errorf("cgroup %s: name %.20q... is %d bytes, scopes match names of at most %d", cg, p, len(p), MaxCgroupName)
 		}
 	}
-	h := fnv.New64a()
-	h.Write([]byte(cg))
-	return h.Sum64(), nil
+	return NameHash(cg), nil
 }

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"hash/fnv"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -92,24 +91,18 @@ func TestResolve(t *testing.T) {
 		t.Errorf("scoped rule = %+v", r2)
 	}
 	// Scopes are keyed by path, whether the cgroup exists yet or not.
-	want := []bpf.AegisScopeKey{{PathHash: fnv64a("/system.slice"), ScopeId: 5}, {PathHash: fnv64a("/missing"), ScopeId: 6}}
+	want := []bpf.AegisScopeKey{{PathHash: NameHash("/system.slice"), ScopeId: 5}, {PathHash: NameHash("/missing"), ScopeId: 6}}
 	if !slices.Equal(rs.Scopes, want) {
 		t.Errorf("scopes = %+v, want %+v", rs.Scopes, want)
 	}
-}
-
-func fnv64a(s string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(s))
-	return h.Sum64()
 }
 
 func TestCgroupPathHash(t *testing.T) {
 	deep := strings.Repeat("/a", MaxScopeDepth)
 	long := "/" + strings.Repeat("n", MaxCgroupName)
 	for _, ok := range []string{"/system.slice/ssh.service", deep, long, `/system.slice/system-serial\x2dgetty.slice`} {
-		if h, err := CgroupPathHash(ok); err != nil || h != fnv64a(ok) {
-			t.Errorf("CgroupPathHash(%q) = %x, %v; want %x", ok, h, err, fnv64a(ok))
+		if h, err := CgroupPathHash(ok); err != nil || h != NameHash(ok) {
+			t.Errorf("CgroupPathHash(%q) = %x, %v; want %x", ok, h, err, NameHash(ok))
 		}
 	}
 	for path, want := range map[string]string{
