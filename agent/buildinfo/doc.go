@@ -1,3 +1,4 @@
-// Package buildinfo holds the version stamped into the binary at link time
-// and the digest of the embedded BPF objects.
+// Package buildinfo holds the version stamped into the binary at link time,
+// the commit time the Go toolchain records, and the digest of the embedded
+// BPF objects.
 package buildinfo

@@ -55,6 +55,7 @@ func Root() *Command {
 			applianceCommand(),
 			metricsCommand(),
 			slotCommand(),
+			doctorCommand(),
 		},
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/aegisbpf/aegisbpf/agent/engine"
 	"github.com/aegisbpf/aegisbpf/agent/events"
 	"github.com/aegisbpf/aegisbpf/agent/metrics"
+	"github.com/aegisbpf/aegisbpf/agent/slot"
 	"github.com/aegisbpf/aegisbpf/bpf"
 	"github.com/aegisbpf/aegisbpf/policy"
 	"github.com/aegisbpf/aegisbpf/policy/keys"
@@ -41,6 +42,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&pe.policyPath, "policy", defaultPolicyPath, "policy file; its signature is POLICY.sig")
 	fs.StringVar(&pe.keysDir, "keys", defaultTrustedKeys, "directory of trusted public keys")
 	fs.StringVar(&pe.engine.Root, "bpffs-root", engine.DefaultRoot, "where instances are pinned")
+	slotsDir := fs.String("slots-dir", slot.DefaultDir, "the A/B slot state the metrics report (empty: none)")
 	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,10 +50,25 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 		return Usagef("run takes no arguments")
 	}
 	pe.engine.Log = env.Log
+	if *slotsDir != "" {
+		cfg.Slots = slotMetrics(*slotsDir)
+	}
 	pe.stateDir = cfg.StateDir
 	cfg.Log = env.Log
 	cfg.Build = metrics.BuildInfo{Version: buildinfo.Version, Commit: buildinfo.Commit, GoVersion: runtime.Version(), BPFDigest: buildinfo.BPFDigest()}
 	return daemon.Run(ctx, cfg, pe)
+}
+
+// slotMetrics reads the slot state of dir for each scrape.
+func slotMetrics(dir string) func() (*metrics.Slots, error) {
+	return func() (*metrics.Slots, error) {
+		sum, ok, err := slot.ReadSummary(dir)
+		if !ok || err != nil {
+			return nil, err
+		}
+		return &metrics.Slots{ActiveSerial: sum.ActiveSerial, Floor: sum.Floor, Pending: sum.Pending,
+			PendingSince: sum.PendingSince, LastRollback: sum.LastRollback, Bad: sum.Bad}, nil
+	}
 }
 
 // policyEngine is the daemon's Engine: the verified policy applied through

@@ -13,7 +13,11 @@ func versionCommand() *Command {
 		Name:    "version",
 		Summary: "print version, commit, Go version and BPF object digest",
 		Run: func(ctx context.Context, env *Env, args []string) error {
-			if len(args) != 0 {
+			fs := NewFlagSet(env, "version", "aegisbpf version")
+			if err := ParseFlags(fs, args); err != nil {
+				return err
+			}
+			if fs.NArg() != 0 {
 				return Usagef("version takes no arguments")
 			}
 			fmt.Fprintf(env.Stdout, "aegisbpf %s\ncommit: %s\ngo: %s %s/%s\nbpf objects sha256: %s\n",

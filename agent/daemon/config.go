@@ -45,6 +45,9 @@ type Config struct {
 	// 5 s when 0.
 	StopTimeout time.Duration
 	Build       metrics.BuildInfo
+	// Slots reads the A/B slot state for each scrape: nil, nil on a host
+	// without slots. Nil exports no slot metrics.
+	Slots func() (*metrics.Slots, error)
 	// ForceExit ends the process on a second signal; os.Exit when nil.
 	ForceExit func(code int)
 }

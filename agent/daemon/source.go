@@ -16,6 +16,7 @@ type source struct {
 	eng    KernelStats
 	starts uint64
 	log    *slog.Logger
+	slots  func() (*metrics.Slots, error)
 
 	started  atomic.Bool
 	pipeline atomic.Pointer[events.Pipeline]
@@ -25,6 +26,7 @@ type source struct {
 	ttEnforce time.Duration
 	cpu       time.Duration
 	readErr   string // the last kernel read error, logged when it changes
+	slotErr   string // the same for the slot state
 }
 
 func (s *source) enforcing(tt, cpu time.Duration) {
@@ -59,24 +61,37 @@ func (s *source) Snapshot() metrics.Snapshot {
 		}
 		s.noteReadErr(snap.KernelErr)
 	}
+	if s.slots != nil {
+		snap.Slots, snap.SlotsErr = s.slots()
+		if snap.SlotsErr != nil {
+			snap.Slots = nil
+		}
+		s.noteChange(&s.slotErr, "reading the slot state for metrics", snap.SlotsErr)
+	}
 	return snap
 }
 
 // noteReadErr logs a kernel read error when it first appears or changes,
 // not at every scrape.
 func (s *source) noteReadErr(err error) {
+	s.noteChange(&s.readErr, "reading kernel counters for metrics", err)
+}
+
+// noteChange logs an error when it first appears or changes, and when
+// it goes away; last (guarded by mu) remembers the previous one.
+func (s *source) noteChange(last *string, what string, err error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
 	}
 	s.mu.Lock()
-	changed := msg != s.readErr
-	s.readErr = msg
+	changed := msg != *last
+	*last = msg
 	s.mu.Unlock()
 	switch {
 	case changed && err != nil:
-		s.log.Warn("reading kernel counters for metrics", "err", err)
+		s.log.Warn(what, "err", err)
 	case changed:
-		s.log.Info("reading kernel counters for metrics works again")
+		s.log.Info(what + " works again")
 	}
 }

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aegisbpf/aegisbpf/agent/events"
@@ -30,6 +32,8 @@ type collector struct {
 	mapEntries, mapCapacity, bpfStats, progRunTime, progRuns            *prometheus.Desc
 	evRead, evDecodeErrs, evRunning, evLastRead, evLag, evBacklog       *prometheus.Desc
 	evWakes, evEntries, evOverflow, evSinkErrs, evMaxKeys, evAggregated *prometheus.Desc
+	slotOK, slotSerial, slotFloor, slotPending, slotPendingSince        *prometheus.Desc
+	slotRollback, slotBad                                               *prometheus.Desc
 }
 
 func newCollector(src Source, build BuildInfo) *collector {
@@ -99,6 +103,18 @@ func newCollector(src Source, build BuildInfo) *collector {
 			"Events not itemized because their interval already held the maximum of distinct entries."),
 		evSinkErrs: desc("events_sink_errors_total", "Failed writes of an interval's entries to a sink.", "sink"),
 		evMaxKeys:  desc("events_aggregation_max_keys", "Distinct entries kept per aggregation interval."),
+
+		slotOK: desc("slot_state_ok",
+			"1 when the slot state (/var/lib/aegisbpf/state.json) was read and is valid, 0 when it is not; absent on a host without slots."),
+		slotSerial: desc("slot_active_serial", "Serial of the layer in the active slot (0: none active)."),
+		slotFloor:  desc("slot_serial_floor", "The anti-rollback floor: the highest serial ever marked good."),
+		slotPending: desc("slot_pending",
+			"1 while a slot is switched to and not yet marked good (on probation once activated)."),
+		slotPendingSince: desc("slot_pending_since_timestamp_seconds",
+			"When the pending slot was switched to; absent when nothing is pending."),
+		slotRollback: desc("slot_last_rollback_timestamp_seconds",
+			"When the newest rollback in the slot history happened; absent when there is none."),
+		slotBad: desc("slot_bad", "Slots marked bad (rolled back; never activated again until reinstalled)."),
 	}
 }
 
@@ -112,6 +128,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.mapEntries, c.mapCapacity, c.bpfStats, c.progRunTime, c.progRuns,
 		c.evRead, c.evDecodeErrs, c.evRunning, c.evLastRead, c.evLag, c.evBacklog,
 		c.evWakes, c.evEntries, c.evOverflow, c.evSinkErrs, c.evMaxKeys, c.evAggregated,
+		c.slotOK, c.slotSerial, c.slotFloor, c.slotPending, c.slotPendingSince, c.slotRollback, c.slotBad,
 	} {
 		ch <- d
 	}
@@ -160,7 +177,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if k != nil {
 		c.collectKernel(k, gauge, counter)
 	}
+	if s.Slots != nil || s.SlotsErr != nil {
+		gauge(c.slotOK, bool01(s.Slots != nil))
+	}
+	if sl := s.Slots; sl != nil {
+		gauge(c.slotSerial, float64(sl.ActiveSerial))
+		gauge(c.slotFloor, float64(sl.Floor))
+		gauge(c.slotPending, bool01(sl.Pending))
+		if !sl.PendingSince.IsZero() {
+			gauge(c.slotPendingSince, unixSeconds(sl.PendingSince))
+		}
+		if !sl.LastRollback.IsZero() {
+			gauge(c.slotRollback, unixSeconds(sl.LastRollback))
+		}
+		gauge(c.slotBad, float64(sl.Bad))
+	}
 }
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 type emit func(d *prometheus.Desc, v float64, labels ...string)
 
@@ -171,7 +205,7 @@ func (c *collector) collectEvents(e *events.Stats, gauge, counter emit) {
 	counter(c.evWakes, float64(r.Wakes))
 	gauge(c.evRunning, bool01(r.Running))
 	if !r.LastRead.IsZero() {
-		gauge(c.evLastRead, float64(r.LastRead.UnixNano())/1e9)
+		gauge(c.evLastRead, unixSeconds(r.LastRead))
 	}
 	gauge(c.evLag, r.Lag.Seconds())
 	if r.Backlog >= 0 {

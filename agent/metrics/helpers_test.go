@@ -49,6 +49,8 @@ func referenceSnapshot() Snapshot {
 				Sinks:      []events.SinkStats{{Name: "journal"}, {Name: "json", Errors: 1}},
 			},
 		},
+		Slots: &Slots{ActiveSerial: 3, Floor: 2, Pending: true, PendingSince: time.Unix(1700000100, 0),
+			LastRollback: time.Unix(1700000000, 0), Bad: 1},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,6 +122,13 @@ func TestExposition(t *testing.T) {
 		{"aegisbpf_health_check_ok", []string{"check", "events"}, 0},
 		{"aegisbpf_events_sink_errors_total", []string{"sink", "json"}, 1},
 		{"aegisbpf_time_to_enforcement_seconds", nil, 0.08},
+		{"aegisbpf_slot_state_ok", nil, 1},
+		{"aegisbpf_slot_active_serial", nil, 3},
+		{"aegisbpf_slot_serial_floor", nil, 2},
+		{"aegisbpf_slot_pending", nil, 1},
+		{"aegisbpf_slot_pending_since_timestamp_seconds", nil, 1700000100},
+		{"aegisbpf_slot_last_rollback_timestamp_seconds", nil, 1700000000},
+		{"aegisbpf_slot_bad", nil, 1},
 	} {
 		got, ok := value(t, fams, c.name, c.labels...)
 		if !ok || got != c.want {
@@ -173,5 +181,52 @@ func TestExpositionBeforeEnforcement(t *testing.T) {
 				t.Error("build info missing")
 			}
 		})
+	}
+}
+
+// TestSlotMetrics: a host without slots has no slot series; an unreadable
+// state file says so in slot_state_ok and nothing else; timestamps that
+// are unknown are absent, not zero.
+func TestSlotMetrics(t *testing.T) {
+	slotSeries := func(fams map[string]*dto.MetricFamily) []string {
+		var names []string
+		for name := range fams {
+			if strings.HasPrefix(name, "aegisbpf_slot_") {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		return names
+	}
+	fams := parse(t, exposition(t, NewRegistry(staticSource(Snapshot{}), buildInfo)))
+	if got := slotSeries(fams); len(got) != 0 {
+		t.Errorf("no slots: series %v", got)
+	}
+	fams = parse(t, exposition(t, NewRegistry(staticSource(Snapshot{SlotsErr: errRead}), buildInfo)))
+	if got := slotSeries(fams); !slices.Equal(got, []string{"aegisbpf_slot_state_ok"}) {
+		t.Errorf("unreadable state: series %v, want only aegisbpf_slot_state_ok", got)
+	}
+	if v, _ := value(t, fams, "aegisbpf_slot_state_ok"); v != 0 {
+		t.Errorf("unreadable state: slot_state_ok %v", v)
+	}
+	fams = parse(t, exposition(t, NewRegistry(staticSource(Snapshot{Slots: &Slots{ActiveSerial: 1, Floor: 1}}), buildInfo)))
+	want := []string{"aegisbpf_slot_active_serial", "aegisbpf_slot_bad", "aegisbpf_slot_pending", "aegisbpf_slot_serial_floor", "aegisbpf_slot_state_ok"}
+	if got := slotSeries(fams); !slices.Equal(got, want) {
+		t.Errorf("good slot, nothing pending, no rollback: series %v, want %v", got, want)
+	}
+}
+
+func TestNames(t *testing.T) {
+	names, err := NewRegistry(staticSource(Snapshot{}), buildInfo).Names()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"aegisbpf_enforcement_active", "aegisbpf_ringbuf_drops_total", "process_resident_memory_bytes", "go_goroutines"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() lacks %s", want)
+		}
+	}
+	if !slices.IsSorted(names) {
+		t.Error("Names() is not sorted")
 	}
 }

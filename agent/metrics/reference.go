@@ -144,3 +144,20 @@ From client_golang's Go and process collectors. ` + "`process_resident_memory_by
 ` + "`go_gc_gomemlimit_bytes`" + ` shows that GOMEMLIMIT is in force.
 
 `
+
+// Names lists every metric family the registry can export, the agent's and
+// the runtime's, sorted: what alert rules and dashboards may name.
+func (r *Registry) Names() ([]string, error) {
+	var names []string
+	for _, c := range append([]prometheus.Collector{r.agent}, r.runtime...) {
+		fams, err := describe(c)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fams {
+			names = append(names, f.name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}

@@ -20,6 +20,20 @@ type Snapshot struct {
 	Kernel    *Kernel
 	KernelErr error
 	Agent     Agent
+	// Slots is the A/B slot state, nil on a host without slots or when
+	// reading it failed (SlotsErr).
+	Slots    *Slots
+	SlotsErr error
+}
+
+// Slots is the slot state the agent reads from state.json at each scrape.
+type Slots struct {
+	ActiveSerial uint64
+	Floor        uint64
+	Pending      bool
+	PendingSince time.Time // zero when unknown
+	LastRollback time.Time // zero when none
+	Bad          int
 }
 
 // Kernel is what the enforcer reads from its BPF maps, the pins and the

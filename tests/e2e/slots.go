@@ -101,7 +101,9 @@ func (k *Kit) Layer(ctx context.Context, rel Release) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sig, err := sign.Sign(key, []byte(rel.Policy), rel.Serial, time.Now().Add(-24*time.Hour), time.Now().Add(30*24*time.Hour))
+	// Valid for a year, like 'aegisbpf policy sign' by default (doctor
+	// warns within 30 days of the end).
+	sig, err := sign.Sign(key, []byte(rel.Policy), rel.Serial, time.Now().Add(-24*time.Hour), time.Now().Add(365*24*time.Hour))
 	if err != nil {
 		return "", err
 	}

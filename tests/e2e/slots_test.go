@@ -54,6 +54,39 @@ func (g *slotGuest) run(cmd string) string {
 	return strings.TrimSpace(out)
 }
 
+// doctor runs `aegisbpf doctor --json` in the guest: an appliance built
+// as documented passes every check that matters for enforcement and slots.
+func (g *slotGuest) doctor() {
+	g.t.Helper()
+	res, err := g.vm.Exec(g.ctx, "aegisbpf doctor --json")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	text, _ := g.vm.Run(g.ctx, "aegisbpf doctor")
+	g.t.Logf("aegisbpf doctor (exit %d):\n%s", res.Exit, text)
+	var r struct {
+		Status string
+		Checks []struct{ Name, Status, Detail string }
+	}
+	if err := json.Unmarshal(res.Stdout, &r); err != nil {
+		g.t.Fatalf("doctor --json: %v\n%s", err, res.Stdout)
+	}
+	if res.Exit != 0 || r.Status == "fail" {
+		g.t.Errorf("doctor: exit %d, status %q", res.Exit, r.Status)
+	}
+	must := map[string]bool{"kernel": true, "btf": true, "lsm": true, "bpffs": true, "cgroup2": true, "ringbuf": true,
+		"systemd": true, "sysext": true, "dm-verity": true, "erofs": true, "trusted-keys": true, "policy": true}
+	for _, c := range r.Checks {
+		if must[c.Name] && c.Status != "ok" {
+			g.t.Errorf("doctor check %s: %s (%s)", c.Name, c.Status, c.Detail)
+		}
+		delete(must, c.Name)
+	}
+	if len(must) != 0 {
+		g.t.Errorf("doctor ran no check named %v", must)
+	}
+}
+
 func (g *slotGuest) state() *slot.State {
 	g.t.Helper()
 	var s slot.State
@@ -170,6 +203,11 @@ func TestSlotUpdates(t *testing.T) {
 	}
 	g.expectEnforcing("v1", map[string]bool{fileBoth: true, fileV1Only: true})
 
+	step(t, "doctor", func(t *testing.T) {
+		g.t = t
+		g.doctor()
+	})
+
 	step(t, "good update", func(t *testing.T) {
 		g.t = t
 		g.run("aegisbpf slot install " + UpdatesDir + "/v2")
@@ -240,6 +278,15 @@ func TestSlotUpdates(t *testing.T) {
 		status := g.run("aegisbpf slot status")
 		t.Logf("slot status:\n%s", status)
 		g.expectEnforcing("v2 after the rollback", map[string]bool{fileBoth: true, fileV2Only: true})
+		// The agent's metrics tell the monitoring what happened
+		// (docs/monitoring/alerts.yml: AegisBPFSlotRolledBack).
+		m := g.run("aegisbpf metrics | grep '^aegisbpf_slot_'")
+		for _, want := range []string{"aegisbpf_slot_state_ok 1", "aegisbpf_slot_active_serial 2",
+			"aegisbpf_slot_pending 0", "aegisbpf_slot_bad 1", "aegisbpf_slot_last_rollback_timestamp_seconds "} {
+			if !strings.Contains(m+"\n", want) {
+				t.Errorf("slot metrics lack %q:\n%s", want, m)
+			}
+		}
 	})
 
 	step(t, "reboot with an unconfirmed slot", func(t *testing.T) {

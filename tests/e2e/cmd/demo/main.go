@@ -251,6 +251,9 @@ func (d *demo) run(out string) error {
 	d.sh("uname -r")
 	lsm := d.sh("cat /sys/kernel/security/lsm")
 	d.check(strings.Contains(lsm, "bpf"), "BPF LSM is active")
+	// Phase 0 of docs/ROLLOUT_PLAN.md: the host's own check.
+	doc := d.sh("aegisbpf doctor")
+	d.check(strings.Contains(doc, " 0 FAIL"), "aegisbpf doctor finds nothing that fails")
 
 	d.title("Enforcement from boot")
 	d.sh("systemctl status --no-pager -n 0 aegisbpf.service | head -6")
@@ -318,6 +321,9 @@ func (d *demo) run(out string) error {
 	d.title("The slots at the end")
 	st := d.sh("aegisbpf slot status")
 	d.check(strings.Contains(st, "active, good") && strings.Contains(st, "bad: agent failed on probation"), "slot status tells the story")
+	sm := d.sh("aegisbpf metrics | grep -E '^aegisbpf_slot_(active_serial|bad|last_rollback)'")
+	d.check(strings.Contains(sm, "aegisbpf_slot_bad 1") && strings.Contains(sm, "aegisbpf_slot_last_rollback_timestamp_seconds"),
+		"the metrics report the rollback (alert AegisBPFSlotRolledBack)")
 	// The example policy must not break the host: no unit failed
 	// (logins, the root user's systemd manager) through all of the above.
 	failed := d.sh("systemctl --failed --no-legend --plain; systemctl is-system-running")
