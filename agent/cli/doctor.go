@@ -19,8 +19,8 @@ func doctorCommand() *Command {
 
 const doctorUsage = `aegisbpf doctor [--json] [--strict] [--root DIR] [--policy FILE] [--keys DIR]
 
-Checks the kernel (6.1 or later, BTF, bpf in the active LSM list, the ring
-buffer), bpffs and cgroup v2, systemd (252 or later) and systemd-sysext,
+Checks the kernel (6.1 or later, BTF, bpf in the active LSM list, that it
+loads a BPF LSM program, the ring buffer), bpffs and cgroup v2, systemd (252 or later) and systemd-sysext,
 dm-verity and erofs, the trusted keys, the installed policy and its
 signature, free space for two slots, and the clock. Prints one line per
 check: OK, WARN or FAIL, what it saw and the fix. Reads only; changes
@@ -33,7 +33,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) error {
 	fs := NewFlagSet(env, "doctor", doctorUsage)
 	asJSON := fs.Bool("json", false, "print the checks as one JSON document")
 	strict := fs.Bool("strict", false, "exit 1 on warnings too")
-	root := fs.String("root", doctor.DefaultRoot, "check the host whose file system is at `DIR` (its /proc and /sys too); the ring buffer is probed only for /")
+	root := fs.String("root", doctor.DefaultRoot, "check the host whose file system is at `DIR` (its /proc and /sys too); the ring buffer and BPF LSM are probed only for /")
 	policyFile := fs.String("policy", defaultPolicyPath, "the installed policy `FILE` (its signature is FILE.sig), inside --root")
 	keysDir := fs.String("keys", defaultTrustedKeys, "the trusted keys `DIR`, inside --root")
 	if err := ParseFlags(fs, args); err != nil {
@@ -48,6 +48,7 @@ func runDoctor(ctx context.Context, env *Env, args []string) error {
 	}
 	if *root == doctor.DefaultRoot {
 		h.ProbeRingBuf = func() error { return features.HaveMapType(ebpf.RingBuf) }
+		h.ProbeLSM = func() error { return features.HaveProgramType(ebpf.LSM) }
 	}
 	results := h.Run()
 	report := doctor.NewReport(*root, results)

@@ -98,6 +98,11 @@ type Host struct {
 	// ProbeRingBuf creates a BPF ring buffer map on the running kernel; nil
 	// when Root is not the running host, or probes are not wanted.
 	ProbeRingBuf func() error
+	// ProbeLSM loads a BPF LSM program on the running kernel; nil (the
+	// check is left out) when Root is not the running host.
+	ProbeLSM func() error
+	// Root reports whether doctor runs as root (euid 0).
+	IsRoot func() bool
 }
 
 // Defaults of a host.
@@ -130,6 +135,9 @@ func (h Host) Defaults() Host {
 	if h.FreeBytes == nil {
 		h.FreeBytes = statfsFree
 	}
+	if h.IsRoot == nil {
+		h.IsRoot = func() bool { return os.Geteuid() == 0 }
+	}
 	return h
 }
 
@@ -158,11 +166,14 @@ func (h *Host) readFile(p string) (string, error) {
 // Run runs every check, in a fixed order.
 func (h Host) Run() []Result {
 	h = h.Defaults()
-	checks := []func() Result{
-		h.checkKernel, h.checkBTF, h.checkLSM, h.checkBPFFS, h.checkCgroup2, h.checkRingBuf,
+	checks := []func() Result{h.checkKernel, h.checkBTF, h.checkLSM}
+	if h.ProbeLSM != nil {
+		checks = append(checks, h.checkLSMProgram)
+	}
+	checks = append(checks, h.checkBPFFS, h.checkCgroup2, h.checkRingBuf,
 		h.checkSystemd, h.checkSysext, h.checkDMVerity, h.checkErofs,
 		h.checkTrustedKeys, h.checkPolicy, h.checkSlotSpace, h.checkClock,
-	}
+	)
 	out := make([]Result, 0, len(checks))
 	for _, c := range checks {
 		out = append(out, c())

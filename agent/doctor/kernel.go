@@ -150,3 +150,23 @@ func (h *Host) checkRingBuf() Result {
 	}
 	return ok(name, "kernel %s is 5.8 or later (%s)", r.raw, why)
 }
+
+// checkLSMProgram loads a BPF LSM program, which is what the agent does
+// first: bpf in the LSM list is necessary, not sufficient (lockdown, a
+// sandbox or a kernel built without CONFIG_BPF_LSM refuse the load).
+func (h *Host) checkLSMProgram() Result {
+	const name = "lsm-program"
+	err := h.ProbeLSM()
+	switch {
+	case err == nil:
+		return ok(name, "probed: the kernel loaded a BPF LSM program")
+	case !h.IsRoot():
+		return warn(name, "run doctor as root", "not probed: loading a BPF LSM program needs root (%v)", err)
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fail(name, "boot a kernel built with CONFIG_BPF_LSM=y and bpf in its lsm= list (see the lsm check)",
+			"the kernel does not support BPF LSM programs (probe: %v)", err)
+	}
+	return fail(name, "find what refuses BPF as root: kernel lockdown in confidentiality mode, an LSM or seccomp filter "+
+		"that restricts bpf(2), or a sandboxed kernel; the agent cannot enforce here",
+		"the kernel refused to load a BPF LSM program as root: %v", err)
+}

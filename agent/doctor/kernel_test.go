@@ -112,3 +112,32 @@ func TestRingBuf(t *testing.T) {
 		})
 	}
 }
+
+func TestLSMProgram(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		probe    error
+		root     bool
+		want     Status
+		contains []string
+	}{
+		{"loads", nil, true, OK, []string{"loaded a BPF LSM program"}},
+		{"not root", unix.EPERM, false, Warn, []string{"not probed", "needs root"}},
+		{"unsupported", fmt.Errorf("detect LSM: %w", ebpf.ErrNotSupported), true, Fail, []string{"does not support BPF LSM"}},
+		{"refused as root", fmt.Errorf("detect support for LSM: load program: %w", unix.EPERM), true, Fail,
+			[]string{"refused to load a BPF LSM program as root", "operation not permitted"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakeHost(t)
+			f.h.ProbeLSM = func() error { return c.probe }
+			f.h.IsRoot = func() bool { return c.root }
+			expect(t, f.check("lsm-program"), c.want, c.contains...)
+		})
+	}
+	f := newFakeHost(t)
+	for _, r := range f.h.Run() {
+		if r.Name == "lsm-program" {
+			t.Error("lsm-program ran without a probe (a --root other than /)")
+		}
+	}
+}

@@ -74,7 +74,7 @@ func (g *slotGuest) doctor() {
 	if res.Exit != 0 || r.Status == "fail" {
 		g.t.Errorf("doctor: exit %d, status %q", res.Exit, r.Status)
 	}
-	must := map[string]bool{"kernel": true, "btf": true, "lsm": true, "bpffs": true, "cgroup2": true, "ringbuf": true,
+	must := map[string]bool{"kernel": true, "btf": true, "lsm": true, "lsm-program": true, "bpffs": true, "cgroup2": true, "ringbuf": true,
 		"systemd": true, "sysext": true, "dm-verity": true, "erofs": true, "trusted-keys": true, "policy": true}
 	for _, c := range r.Checks {
 		if must[c.Name] && c.Status != "ok" {
