@@ -57,6 +57,12 @@ lint: ## gofmt, go vet, staticcheck
 test-unit: ## unit tests (no privileges, no VM)
 	go test -count=1 ./...
 
+.PHONY: test-ops
+test-ops: deps ## promtool checks and tests of the alert rules; docs, dashboard and units true to the code
+	promtool check rules docs/monitoring/alerts.yml
+	promtool test rules docs/monitoring/alerts_test.yml
+	go test -count=1 ./tests/docs
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (seed corpora always run in test-unit)
 	@for t in $(FUZZ_TARGETS); do \
@@ -70,9 +76,9 @@ test-kernel: deps ## real BPF LSM tests in qemu on the 6.1 and 6.12 kernels
 	go run ./tests/vm/cmd/vmtest -kernels all
 
 .PHONY: test
-test: deps ## everything CI runs: lint, check-generate, unit, fuzz, kernel tests, e2e appliance tests
+test: deps ## everything CI runs: lint, check-generate, unit, ops (promtool, docs drift), fuzz, kernel tests, e2e appliance tests
 	@export STAGE_LOG=$$(mktemp) && trap 'rm -f "$$STAGE_LOG"' EXIT && \
-	rc=0; for s in lint check-generate test-unit fuzz test-kernel test-e2e; do \
+	rc=0; for s in lint check-generate test-unit test-ops fuzz test-kernel test-e2e; do \
 		$(STAGE) $$s $(MAKE) --no-print-directory $$s || { rc=1; break; }; \
 	done; \
 	echo; echo "make test: stage times"; cat "$$STAGE_LOG"; \
@@ -87,12 +93,16 @@ clean: ## remove build outputs (the download cache in ~/.cache/aegisbpf stays)
 	rm -rf bin build
 
 .PHONY: bench
-bench: ## host decision benchmark (BPF_PROG_TEST_RUN); writes docs/PERFORMANCE.md (more in issue 10)
+bench: ## host decision benchmark (BPF_PROG_TEST_RUN); rewrites its section of docs/PERFORMANCE.md (more in issue 10)
 	go run ./tests/bench/cmd/decisionbench -o /tmp/aegisbpf-decisions.md
-	@{ echo "# AegisBPF performance"; echo; \
-	  echo "Figures measured by the project's own benchmarks. \`make bench\` regenerates this file."; echo; \
-	  cat /tmp/aegisbpf-decisions.md; } > docs/PERFORMANCE.md
-	@echo "bench: wrote docs/PERFORMANCE.md"
+	go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section decisions < /tmp/aegisbpf-decisions.md
+	@echo "bench: updated docs/PERFORMANCE.md"
+
+SOAK_MINUTES ?= 60
+
+.PHONY: soak
+soak: deps ## the appliance in audit mode under a mixed workload for SOAK_MINUTES (60); writes its section of docs/PERFORMANCE.md
+	go run ./tests/e2e/cmd/soak -minutes $(SOAK_MINUTES) -out build/soak -doc docs/PERFORMANCE.md
 
 # Left out of make test to keep the e2e stage within its budget, because the
 # slot scenarios cover the same ground end to end: TestResetAndReboot (the
