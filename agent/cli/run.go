@@ -83,6 +83,7 @@ type policyEngine struct {
 	mu        sync.Mutex
 	inst      *engine.Instance
 	compiled  *policy.Compiled
+	notAfter  time.Time // the policy signature's end of validity; zero when unsigned
 	takeovers atomic.Uint64
 	applies   atomic.Uint64
 }
@@ -138,6 +139,10 @@ func (p *policyEngine) Start(ctx context.Context) error {
 	p.applies.Add(1)
 	p.mu.Lock()
 	p.inst, p.compiled = inst, c
+	p.notAfter = time.Time{}
+	if loaded.Signature != nil {
+		p.notAfter = loaded.Signature.NotAfterTime()
+	}
 	p.mu.Unlock()
 	p.saveSerial(c.Serial)
 	return nil
@@ -168,6 +173,12 @@ func (p *policyEngine) instance() (*engine.Instance, *policy.Compiled) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.inst, p.compiled
+}
+
+func (p *policyEngine) signatureEnd() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.notAfter
 }
 
 func (p *policyEngine) Health() error {
@@ -208,7 +219,8 @@ func (p *policyEngine) KernelStats() (*metrics.Kernel, error) {
 		return nil, errors.New("no instance applied")
 	}
 	k := &metrics.Kernel{
-		Policy:    metrics.Policy{Digest: c.Digest, Serial: c.Serial, Mode: c.Mode.String(), Rules: len(c.Rules)},
+		Policy: metrics.Policy{Digest: c.Digest, Serial: c.Serial, Mode: c.Mode.String(), Rules: len(c.Rules),
+			NotAfter: p.signatureEnd()},
 		Takeovers: p.takeovers.Load(),
 		Applies:   p.applies.Load(),
 	}

@@ -33,7 +33,7 @@ type collector struct {
 	evRead, evDecodeErrs, evRunning, evLastRead, evLag, evBacklog       *prometheus.Desc
 	evWakes, evEntries, evOverflow, evSinkErrs, evMaxKeys, evAggregated *prometheus.Desc
 	slotOK, slotSerial, slotFloor, slotPending, slotPendingSince        *prometheus.Desc
-	slotRollback, slotBad                                               *prometheus.Desc
+	slotRollback, slotBad, policyNotAfter                               *prometheus.Desc
 }
 
 func newCollector(src Source, build BuildInfo) *collector {
@@ -47,6 +47,8 @@ func newCollector(src Source, build BuildInfo) *collector {
 		policyInfo:   desc("policy_info", "The applied policy; always 1.", "digest", "mode"),
 		policySerial: desc("policy_serial", "Serial number of the applied policy."),
 		policyRules:  desc("policy_rules", "Rules in the applied policy."),
+		policyNotAfter: desc("policy_signature_expiry_timestamp_seconds",
+			"End of the applied policy signature's validity; the agent refuses the policy after it (at its next start). Absent for an unsigned audit-only policy."),
 		ttEnforce: desc("time_to_enforcement_seconds",
 			"Wall time from the agent process start to the kernel enforcing the policy."),
 		ttEnforceCPU: desc("time_to_enforcement_cpu_seconds",
@@ -128,7 +130,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.mapEntries, c.mapCapacity, c.bpfStats, c.progRunTime, c.progRuns,
 		c.evRead, c.evDecodeErrs, c.evRunning, c.evLastRead, c.evLag, c.evBacklog,
 		c.evWakes, c.evEntries, c.evOverflow, c.evSinkErrs, c.evMaxKeys, c.evAggregated,
-		c.slotOK, c.slotSerial, c.slotFloor, c.slotPending, c.slotPendingSince, c.slotRollback, c.slotBad,
+		c.slotOK, c.slotSerial, c.slotFloor, c.slotPending, c.slotPendingSince, c.slotRollback, c.slotBad, c.policyNotAfter,
 	} {
 		ch <- d
 	}
@@ -230,6 +232,9 @@ func (c *collector) collectKernel(k *Kernel, gauge, counter emit) {
 	gauge(c.policyInfo, 1, p.Digest, p.Mode)
 	gauge(c.policySerial, float64(p.Serial))
 	gauge(c.policyRules, float64(p.Rules))
+	if !p.NotAfter.IsZero() {
+		gauge(c.policyNotAfter, unixSeconds(p.NotAfter))
+	}
 	gauge(c.instances, float64(k.Instances))
 	counter(c.takeovers, float64(k.Takeovers))
 	counter(c.applies, float64(k.Applies))

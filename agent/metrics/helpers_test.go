@@ -21,7 +21,8 @@ func referenceSnapshot() Snapshot {
 	dec[15*int(events.ActionMax)+int(events.ActionDeny)] = 1 // a hook this build does not name
 	return Snapshot{
 		Kernel: &Kernel{
-			Policy:    Policy{Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Serial: 42, Mode: "enforce", Rules: 3},
+			Policy: Policy{Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Serial: 42, Mode: "enforce", Rules: 3,
+				NotAfter: time.Unix(1800000000, 0)},
 			Decisions: dec,
 			Rules: []RuleCounters{
 				{ID: "protect-shadow", Denied: 7},

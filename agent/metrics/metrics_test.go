@@ -116,6 +116,7 @@ func TestExposition(t *testing.T) {
 		{"aegisbpf_ringbuf_drops_total", nil, 2},
 		{"aegisbpf_policy_info", []string{"mode", "enforce"}, 1},
 		{"aegisbpf_policy_serial", nil, 42},
+		{"aegisbpf_policy_signature_expiry_timestamp_seconds", nil, 1800000000},
 		{"aegisbpf_enforcement_active", nil, 1},
 		{"aegisbpf_map_capacity_entries", []string{"map", "decisions"}, 32},
 		{"aegisbpf_program_run_seconds_total", []string{"program", "aegis_file_open"}, 0.0015},

@@ -70,6 +70,9 @@ type Policy struct {
 	Serial uint64
 	Mode   string // enforce or audit
 	Rules  int
+	// NotAfter is the end of the policy signature's validity; zero for
+	// an unsigned (audit-only) policy.
+	NotAfter time.Time
 }
 
 // RuleCounters are one rule's decision counts.
