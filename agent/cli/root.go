@@ -56,6 +56,7 @@ func Root() *Command {
 			metricsCommand(),
 			slotCommand(),
 			doctorCommand(),
+			auditCommand(),
 		},
 	}
 }
