@@ -53,12 +53,24 @@ done
 `
 
 // deliberate are the accesses the example policy would block, with the
-// rule each must be reported under. They run in their own unit
-// (soak-deliberate-N.service).
+// rule each must be reported under. They run in soak-deliberate.service,
+// a unit that lives for the whole soak (so the report can still resolve
+// its cgroup): the harness asks for a round by creating /run/soak-go.
 var deliberate = []struct{ rule, cmd string }{
 	{"protect-shadow", "cat /etc/shadow >/dev/null"},
 	{"no-exec-scratch", "cp /bin/true /tmp/soak-true && /tmp/soak-true"},
 	{"no-cloud-metadata", "busybox nc -w 1 169.254.169.254 80 </dev/null"},
+}
+
+// deliberateScript is soak-deliberate.service's loop.
+func deliberateScript() string {
+	var b strings.Builder
+	b.WriteString("#!/bin/bash\nwhile :; do\n\tif [ -e /run/soak-go ]; then\n\t\trm -f /run/soak-go\n")
+	for _, d := range deliberate {
+		fmt.Fprintf(&b, "\t\t%s >/dev/null 2>&1\n", d.cmd)
+	}
+	b.WriteString("\t\ttouch /run/soak-done\n\tfi\n\tsleep 0.2\ndone\n")
+	return b.String()
 }
 
 type soak struct {
@@ -111,6 +123,7 @@ func run(ctx context.Context, length time.Duration, out, docPath string) error {
 	}
 	cfg, err := kit.ApplianceConfig(ctx, e2e.SlottedConfig{First: layer, RootFiles: []appliance.File{
 		{Path: "/usr/local/bin/soak-workload", Mode: 0o755, Data: []byte(workload)},
+		{Path: "/usr/local/bin/soak-deliberate", Mode: 0o755, Data: []byte(deliberateScript())},
 	}})
 	if err != nil {
 		return err

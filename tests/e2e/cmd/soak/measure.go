@@ -67,29 +67,32 @@ type result struct {
 	audits      map[string]float64 // would-blocks by rule, from the counters
 	expected    map[string]int     // deliberate would-blocks by rule
 	report      *auditReport
+	unexpected  float64 // would-blocks the report shows from anything but the deliberate unit
 	reportErr   error
 	otherBlocks []string
 }
 
 const sampleEvery = 30 * time.Second
 
-func (s *soak) deliberateRound(n int) error {
-	for _, d := range deliberate {
-		// Their own unit, so the report shows them apart from the
-		// workload; the exit status does not matter (audit mode allows,
-		// the metadata address does not answer).
-		cmd := fmt.Sprintf("systemd-run --wait --quiet --unit=soak-deliberate-%d-%s bash -c '%s' >/dev/null 2>&1; true", n, d.rule, d.cmd)
-		if _, err := s.must(cmd); err != nil {
-			return err
+// deliberateRound has soak-deliberate.service run its accesses once and
+// waits until it did.
+func (s *soak) deliberateRound() error {
+	if _, err := s.must("rm -f /run/soak-done; touch /run/soak-go"); err != nil {
+		return err
+	}
+	for t0 := time.Now(); time.Since(t0) < time.Minute; time.Sleep(time.Second) {
+		if s.quiet("test -e /run/soak-done && echo yes") == "yes" {
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("soak-deliberate.service did not run its accesses within a minute")
 }
 
 func (s *soak) measure(length time.Duration) (*result, error) {
 	r := &result{audits: map[string]float64{}, expected: map[string]int{}, window: sampleEvery}
 	r.kernel = s.quiet("uname -r")
-	if _, err := s.must("systemd-run --unit=soak-workload --quiet /usr/local/bin/soak-workload"); err != nil {
+	if _, err := s.must("systemd-run --unit=soak-workload --quiet /usr/local/bin/soak-workload && " +
+		"systemd-run --unit=soak-deliberate --quiet /usr/local/bin/soak-deliberate"); err != nil {
 		return nil, err
 	}
 	first, err := s.sample()
@@ -97,13 +100,11 @@ func (s *soak) measure(length time.Duration) (*result, error) {
 		return nil, err
 	}
 	say("workload started; agent pid %s, %s of guest uptime", first.pid, time.Duration(first.uptime*float64(time.Second)).Round(time.Second))
-	rounds := 0
 	doRound := func() error {
-		rounds++
 		for _, d := range deliberate {
 			r.expected[d.rule]++
 		}
-		return s.deliberateRound(rounds)
+		return s.deliberateRound()
 	}
 	if err := doRound(); err != nil {
 		return nil, err
@@ -141,7 +142,6 @@ func (s *soak) measure(length time.Duration) (*result, error) {
 	if err := doRound(); err != nil {
 		return nil, err
 	}
-	s.quiet("systemctl stop soak-workload.service")
 	r.rounds = s.quiet("cat /run/soak-rounds")
 	r.length = time.Duration((last.uptime - first.uptime) * float64(time.Second))
 	if !r.pidChanged && last.uptime > first.uptime {
@@ -161,6 +161,8 @@ func (s *soak) measure(length time.Duration) (*result, error) {
 	}
 	since := fmt.Sprintf("%ds", int(time.Since(start).Seconds())+120)
 	r.report, r.reportErr = s.auditReport(since)
+	// Stopped only now: the report resolves the units' cgroups.
+	s.quiet("systemctl stop soak-workload.service soak-deliberate.service")
 	r.compare()
 	return r, nil
 }
@@ -227,7 +229,7 @@ func (r *result) problems() []string {
 		p = append(p, "audit report: "+r.reportErr.Error())
 	} else {
 		for _, d := range deliberate {
-			if !r.report.shows(d.rule, "soak-deliberate-") {
+			if !r.report.shows(d.rule) {
 				p = append(p, fmt.Sprintf("audit report does not show the deliberate %s accesses", d.rule))
 			}
 		}

@@ -8,12 +8,29 @@ import (
 	"time"
 )
 
-// auditReport is `aegisbpf audit report --json`, kept as the generic JSON
-// tree: the soak only needs to find rules and who triggered them.
+// auditReport is the part of `aegisbpf audit report --json` the soak
+// reads: per rule, the cgroups and binaries behind its would-blocks.
 type auditReport struct {
-	raw  []byte
-	tree any
+	Rules []struct {
+		Rule       string `json:"rule"`
+		WouldBlock uint64 `json:"would_block"`
+		Cgroups    []struct {
+			Cgroup struct {
+				ID    uint64 `json:"id"`
+				Path  string `json:"path"`
+				Unit  string `json:"unit"`
+				State string `json:"state"`
+			} `json:"cgroup"`
+			Count    uint64 `json:"count"`
+			Binaries []struct {
+				Name  string `json:"name"`
+				Count uint64 `json:"count"`
+			} `json:"binaries"`
+		} `json:"cgroups"`
+	} `json:"rules"`
 }
+
+const deliberateUnit = "soak-deliberate.service"
 
 func (s *soak) auditReport(since string) (*auditReport, error) {
 	res, err := s.vm.Exec(s.ctx, "aegisbpf audit report --json --since "+since)
@@ -23,91 +40,50 @@ func (s *soak) auditReport(since string) (*auditReport, error) {
 	if res.Exit != 0 {
 		return nil, fmt.Errorf("exit %d: %s", res.Exit, strings.TrimSpace(string(res.Stderr)))
 	}
-	r := &auditReport{raw: res.Stdout}
-	if err := json.Unmarshal(res.Stdout, &r.tree); err != nil {
+	var r auditReport
+	if err := json.Unmarshal(res.Stdout, &r); err != nil {
 		return nil, fmt.Errorf("parsing its JSON: %w", err)
 	}
-	return r, nil
+	return &r, nil
 }
 
-// ruleObjects returns the JSON objects of the report that carry a rule id.
-func (a *auditReport) ruleObjects() map[string]map[string]any {
-	out := map[string]map[string]any{}
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			for _, k := range []string{"rule", "id"} {
-				if id, ok := v[k].(string); ok && (v["cgroups"] != nil || v["binaries"] != nil) {
-					out[id] = v
-				}
-			}
-			for _, e := range v {
-				walk(e)
-			}
-		case []any:
-			for _, e := range v {
-				walk(e)
-			}
+// shows reports whether the report lists would-blocks of rule from the
+// deliberate unit.
+func (a *auditReport) shows(rule string) bool {
+	for _, r := range a.Rules {
+		if r.Rule != rule {
+			continue
 		}
-	}
-	walk(a.tree)
-	return out
-}
-
-// strings returns every string value under v.
-func stringsUnder(v any) []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case string:
-			out = append(out, v)
-		case map[string]any:
-			for _, e := range v {
-				walk(e)
+		for _, c := range r.Cgroups {
+			if c.Cgroup.Unit == deliberateUnit && c.Count > 0 {
+				return true
 			}
-		case []any:
-			for _, e := range v {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	return out
-}
-
-// shows reports whether the report lists rule with an accessor whose
-// cgroup contains unit.
-func (a *auditReport) shows(rule, unit string) bool {
-	obj, ok := a.ruleObjects()[rule]
-	if !ok {
-		return false
-	}
-	for _, s := range stringsUnder(obj["cgroups"]) {
-		if strings.Contains(s, unit) {
-			return true
 		}
 	}
 	return false
 }
 
-// compare lists the would-blocks that are not the deliberate ones: the
-// rules and accessors the report shows besides the soak-deliberate units.
+// compare lists the would-blocks the report shows from anything but the
+// deliberate unit, and counts them.
 func (r *result) compare() {
 	if r.report == nil {
 		return
 	}
-	for rule, obj := range r.report.ruleObjects() {
-		var others []string
-		for _, s := range stringsUnder(obj["cgroups"]) {
-			if strings.HasPrefix(s, "/") && !strings.Contains(s, "soak-deliberate-") {
-				others = append(others, s)
+	for _, rule := range r.report.Rules {
+		for _, c := range rule.Cgroups {
+			if c.Cgroup.Unit == deliberateUnit {
+				continue
 			}
-		}
-		if len(others) > 0 {
-			sort.Strings(others)
-			r.otherBlocks = append(r.otherBlocks, fmt.Sprintf("%s: %s", rule, strings.Join(others, ", ")))
+			who := c.Cgroup.Path
+			if who == "" {
+				who = fmt.Sprintf("cgroup id %d (%s)", c.Cgroup.ID, c.Cgroup.State)
+			}
+			var bins []string
+			for _, b := range c.Binaries {
+				bins = append(bins, fmt.Sprintf("%s %d", b.Name, b.Count))
+			}
+			r.unexpected += float64(c.Count)
+			r.otherBlocks = append(r.otherBlocks, fmt.Sprintf("`%s`: %d from `%s` (%s)", rule.Rule, c.Count, who, strings.Join(bins, ", ")))
 		}
 	}
 	sort.Strings(r.otherBlocks)
@@ -133,15 +109,14 @@ func (r *result) markdown() string {
 	for _, n := range r.expected {
 		deliberateN += n
 	}
-	unexpected := max(totalAudit-float64(deliberateN), 0)
-	fpShare := 100 * unexpected / r.decisions
+	fpShare := 100 * r.unexpected / r.decisions
 	fmt.Fprintf(&b, "## Soak: the example policy in audit mode under a mixed workload\n\n")
 	fmt.Fprintf(&b, "`make soak SOAK_MINUTES=%.0f` on %s: the appliance (Debian 12, kernel %s, 2 vCPUs under TCG, "+
 		"no KVM) runs `%s` with `mode = \"audit\"` while `soak-workload.service` loops over package manager queries "+
 		"(`dpkg-query`, `apt-cache`, `dpkg --verify`), reads of every `/usr/share/doc/*/copyright`, a `find` of `/usr/lib`, "+
 		"20 process spawns and 5 loopback HTTP fetches (busybox httpd and wget) a round. "+
 		"Three deliberate would-block accesses (a read of `/etc/shadow`, an exec from `/tmp`, a connect to "+
-		"169.254.169.254) run in their own units at the start, the middle and the end. CPU is the agent process's user+system "+
+		"169.254.169.254) run in `soak-deliberate.service` at the start, the middle and the end. CPU is the agent process's user+system "+
 		"time over the guest's uptime (100%% is one vCPU); TCG makes every figure of the guest slower than on hardware.\n\n",
 		r.length.Minutes(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), r.kernel, exampleP)
 	fmt.Fprintf(&b, "| what | measured | phase-0 threshold (seed) | met |\n| --- | ---: | --- | --- |\n")
@@ -153,9 +128,12 @@ func (r *result) markdown() string {
 	fmt.Fprintf(&b, "| agent restarts (systemd NRestarts) | %s (agent starts since boot: %.0f) | 0, no crashes | %s |\n",
 		r.restarts, r.starts, verdict(r.restarts == "0" && r.starts <= 1 && !r.pidChanged))
 	fmt.Fprintf(&b, "| decisions | %.0f | | |\n", r.decisions)
-	fmt.Fprintf(&b, "| would-blocks | %.0f, of which %d deliberate | | |\n", totalAudit, deliberateN)
-	fmt.Fprintf(&b, "| would-blocks not deliberate, share of decisions | %.0f, %.4f%% | < 0.01%% false positives | %s |\n\n",
-		unexpected, fpShare, verdict(fpShare < 0.01))
+	fmt.Fprintf(&b, "| would-blocks (the agent's counters, every hook that matched) | %.0f, for %d deliberate accesses | | |\n", totalAudit, deliberateN)
+	if r.reportErr == nil {
+		fmt.Fprintf(&b, "| would-blocks from anything but the deliberate unit (audit report), share of decisions | %.0f, %.4f%% | < 0.01%% false positives | %s |\n",
+			r.unexpected, fpShare, verdict(fpShare < 0.01))
+	}
+	b.WriteString("\n")
 	rules := make([]string, 0, len(r.audits))
 	for id := range r.audits {
 		rules = append(rules, id)
@@ -166,16 +144,16 @@ func (r *result) markdown() string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "`%s` %.0f (deliberate %d)", id, r.audits[id], r.expected[id])
+		fmt.Fprintf(&b, "`%s` %.0f (deliberate accesses %d)", id, r.audits[id], r.expected[id])
 	}
 	b.WriteString(".\n\n")
 	switch {
 	case r.reportErr != nil:
 		fmt.Fprintf(&b, "`aegisbpf audit report` failed: %v.\n", r.reportErr)
 	case len(r.otherBlocks) == 0:
-		b.WriteString("`aegisbpf audit report` shows every deliberate access and nothing else.\n")
+		b.WriteString("`aegisbpf audit report` shows the deliberate accesses under their rules, from `soak-deliberate.service`, and nothing else.\n")
 	default:
-		b.WriteString("`aegisbpf audit report` shows every deliberate access and, besides them:\n\n")
+		b.WriteString("`aegisbpf audit report` shows the deliberate accesses under their rules, from `soak-deliberate.service`, and besides them:\n\n")
 		for _, o := range r.otherBlocks {
 			fmt.Fprintf(&b, "- %s\n", o)
 		}
