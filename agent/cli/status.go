@@ -19,6 +19,7 @@ import (
 	"github.com/aegisbpf/aegisbpf/agent/daemon"
 	"github.com/aegisbpf/aegisbpf/agent/engine"
 	"github.com/aegisbpf/aegisbpf/agent/events"
+	"github.com/aegisbpf/aegisbpf/agent/slot"
 	"github.com/aegisbpf/aegisbpf/bpf"
 )
 
@@ -83,7 +84,7 @@ type StatusSource interface {
 // statusCommand returns `aegisbpf status` reading the default locations.
 func statusCommand() *Command {
 	return newStatusCommand(func(pinRoot, stateDir string) StatusSource {
-		return PinStatus{Root: pinRoot, StateDir: stateDir}
+		return PinStatus{Root: pinRoot, StateDir: stateDir, SlotsDir: slot.DefaultDir}
 	})
 }
 
@@ -138,6 +139,9 @@ const DefaultPinRoot = "/sys/fs/bpf/aegisbpf"
 type PinStatus struct {
 	Root     string
 	StateDir string
+	// SlotsDir holds the A/B slot state; "" or a directory without one
+	// leaves Status.Slot nil.
+	SlotsDir string
 }
 
 // Status implements StatusSource.
@@ -186,7 +190,31 @@ func (p PinStatus) Status(ctx context.Context) (*Status, error) {
 			}
 		}
 	}
+	if p.SlotsDir != "" {
+		s, ok, err := slot.ReadState(p.SlotsDir)
+		switch {
+		case err != nil:
+			st.Problems = append(st.Problems, err.Error())
+		case ok && s.Active != "":
+			st.Slot = &SlotStatus{Name: s.Active, State: slotState(s)}
+		}
+	}
 	return st, nil
+}
+
+// slotState describes the active slot: its layer and its role.
+func slotState(s *slot.State) string {
+	role := "active"
+	switch {
+	case s.OnProbation():
+		role = "on probation"
+	case s.Active == s.Good:
+		role = "good"
+	}
+	if sl := s.Slots[s.Active]; sl != nil {
+		return fmt.Sprintf("%s, version %s, serial %d", role, sl.Version, sl.Serial)
+	}
+	return role
 }
 
 func pinNames(dir string, st *Status) []string {

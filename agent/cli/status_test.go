@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aegisbpf/aegisbpf/agent/daemon"
+	"github.com/aegisbpf/aegisbpf/agent/slot"
 )
 
 func TestStatus(t *testing.T) {
@@ -85,4 +86,33 @@ func TestStatus(t *testing.T) {
 			t.Errorf("%v\n%s", err, out)
 		}
 	})
+}
+
+func TestStatusSlot(t *testing.T) {
+	s := &slot.State{Slots: map[string]*slot.Slot{
+		"a": {Version: "1", Serial: 1}, "b": {Version: "2", Serial: 2},
+	}, Good: "a", Active: "a"}
+	if got := slotState(s); got != "good, version 1, serial 1" {
+		t.Errorf("good slot: %q", got)
+	}
+	s.Pending, s.Active = "b", "b"
+	if got := slotState(s); got != "on probation, version 2, serial 2" {
+		t.Errorf("pending slot: %q", got)
+	}
+
+	// An unreadable state is a problem of the status, not a silent nil.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, slot.StateFile), []byte("{"), 0o644)
+	st, err := PinStatus{Root: filepath.Join(t.TempDir(), "none"), SlotsDir: dir}.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Slot != nil || !strings.Contains(strings.Join(st.Problems, "\n"), slot.StateFile) {
+		t.Errorf("damaged state: slot %+v, problems %q", st.Slot, st.Problems)
+	}
+	// No state file: no slot, no problem about it.
+	st, _ = PinStatus{Root: filepath.Join(t.TempDir(), "none"), SlotsDir: t.TempDir()}.Status(t.Context())
+	if st.Slot != nil || strings.Contains(strings.Join(st.Problems, "\n"), slot.StateFile) {
+		t.Errorf("no state: slot %+v, problems %q", st.Slot, st.Problems)
+	}
 }

@@ -27,16 +27,23 @@ type Summary struct {
 	Bad int
 }
 
+// ReadState reads dir's state file without taking the lock (see
+// ReadSummary); ok is false when there is none.
+func ReadState(dir string) (s *State, ok bool, err error) {
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	s, err = loadState(dir)
+	return s, true, err
+}
+
 // ReadSummary summarizes dir's state file. It takes no lock: the file is
 // only ever replaced by a rename, so a read sees one whole state. ok is
 // false when there is no state file (a host without slots).
 func ReadSummary(dir string) (sum Summary, ok bool, err error) {
-	if _, err := os.Stat(filepath.Join(dir, StateFile)); errors.Is(err, fs.ErrNotExist) {
-		return Summary{}, false, nil
-	}
-	s, err := loadState(dir)
-	if err != nil {
-		return Summary{}, true, err
+	s, ok, err := ReadState(dir)
+	if !ok || err != nil {
+		return Summary{}, ok, err
 	}
 	return s.Summary(), true, nil
 }
