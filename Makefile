@@ -93,10 +93,19 @@ clean: ## remove build outputs (the download cache in ~/.cache/aegisbpf stays)
 	rm -rf bin build
 
 .PHONY: bench
-bench: ## host decision benchmark (BPF_PROG_TEST_RUN); rewrites its section of docs/PERFORMANCE.md (more in issue 10)
+bench: bench-go ## host decision benchmark (BPF_PROG_TEST_RUN) and Go micro-benchmarks; rewrite their sections of docs/PERFORMANCE.md (more in issue 10)
 	go run ./tests/bench/cmd/decisionbench -o /tmp/aegisbpf-decisions.md
 	go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section decisions < /tmp/aegisbpf-decisions.md
 	@echo "bench: updated docs/PERFORMANCE.md"
+
+.PHONY: bench-go
+bench-go: ## Go micro-benchmarks of the event decoder, aggregator, policy parser and compiler (benchstat input in build/bench-go.txt)
+	@mkdir -p build
+	go test -run '^$$' -bench . -benchmem -count 5 ./agent/events ./policy | tee build/bench-go.txt
+	@{ echo "## Go micro-benchmarks on the host"; echo; \
+	  echo "\`make bench-go\` on $$(date -u '+%Y-%m-%d %H:%M UTC'), $$(nproc) CPUs, $$(go env GOVERSION): \`go test -bench . -benchmem -count 5\` of the event decoder and aggregator (\`agent/events\`) and the policy parser and compiler (\`policy\`, 100k rules; budget 100 ms for compile and apply). Raw output, as benchstat reads it (also in build/bench-go.txt)."; \
+	  echo; echo '```'; grep -E '^(goos|goarch|pkg|cpu|Benchmark)' build/bench-go.txt; echo '```'; } | \
+	  go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section go-bench
 
 SOAK_MINUTES ?= 60
 
