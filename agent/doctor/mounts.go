@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/aegisbpf/aegisbpf/agent/engine"
+	"github.com/aegisbpf/aegisbpf/agent/slot"
 )
 
 const (
@@ -33,29 +33,10 @@ func (h *Host) mounts() ([]mount, error) {
 		if len(f) < 4 {
 			continue
 		}
-		out = append(out, mount{source: unescapeMount(f[0]), point: unescapeMount(f[1]), fstype: f[2],
+		out = append(out, mount{source: slot.UnescapeMount(f[0]), point: slot.UnescapeMount(f[1]), fstype: f[2],
 			options: strings.Split(f[3], ",")})
 	}
 	return out, nil
-}
-
-// unescapeMount undoes the octal escapes (\040 for a space) of /proc/mounts.
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // at returns the mount on top at point, if any.

@@ -1,6 +1,8 @@
 package doctor
 
 import (
+	"github.com/aegisbpf/aegisbpf/agent/slot"
+
 	"strings"
 	"testing"
 )
@@ -78,10 +80,10 @@ func TestMountTable(t *testing.T) {
 			t.Errorf("readOnly(%s) = %s %v, want %s %v", c.path, m.point, ro, c.point, c.ro)
 		}
 	}
-	if got := unescapeMount(`/mnt/with\040space\\`); got != `/mnt/with space\\` {
+	if got := slot.UnescapeMount(`/mnt/with\040space\\`); got != `/mnt/with space\\` {
 		t.Errorf("unescapeMount = %q", got)
 	}
-	if !strings.Contains(unescapeMount(`/a\011b`), "\t") {
+	if !strings.Contains(slot.UnescapeMount(`/a\011b`), "\t") {
 		t.Error("unescapeMount did not decode a tab")
 	}
 }

@@ -300,14 +300,16 @@ func isMountPoint(p string) (bool, error) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMount(fields[4]) == p {
+		if len(fields) > 4 && UnescapeMount(fields[4]) == p {
 			return true, nil
 		}
 	}
 	return false, sc.Err()
 }
 
-func unescapeMount(s string) string {
+// UnescapeMount undoes the octal escapes (\040 for a space) of a field of
+// /proc/mounts or /proc/self/mountinfo.
+func UnescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
