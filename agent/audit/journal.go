@@ -86,7 +86,7 @@ func trimSpace(b []byte) []byte {
 }
 
 func (in *Input) add(n int, line []byte) error {
-	fields, err := journalFields(line)
+	fields, err := JournalFields(line)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,10 @@ func (in *Input) add(n int, line []byte) error {
 // string, an array of bytes (a binary or non-UTF-8 value), null (a value
 // journalctl would not print), or an array of those when the field was
 // given more than once; of a repeated field the first value is kept.
-func journalFields(line []byte) (map[string]string, error) {
+// JournalFields flattens one `journalctl -o json` entry: a field is a
+// string, an array of bytes (a binary value), null, or an array of those
+// (a repeated field: the first one is kept).
+func JournalFields(line []byte) (map[string]string, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return nil, fmt.Errorf("not a journal entry (a JSON object): %w", err)

@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"strconv"
 	"time"
 
+	"github.com/aegisbpf/aegisbpf/agent/audit"
 	"github.com/aegisbpf/aegisbpf/agent/events"
 )
 
@@ -92,7 +92,7 @@ func printJournalEvents(r io.Reader, w io.Writer, asJSON bool) (bad int, err err
 		if len(line) == 0 || line[0] != '{' {
 			continue
 		}
-		fields, err := journalFields(line)
+		fields, err := audit.JournalFields(line)
 		if err != nil {
 			bad++
 			continue
@@ -117,48 +117,6 @@ func printJournalEvents(r io.Reader, w io.Writer, asJSON bool) (bad int, err err
 		}
 	}
 	return bad, sc.Err()
-}
-
-// journalFields flattens one `journalctl -o json` entry: a field is a
-// string, an array of bytes (non-UTF-8 or binary values), or an array of
-// those when the field repeats (the first is kept).
-func journalFields(line []byte) (map[string]string, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(line, &raw); err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(raw))
-	for k, v := range raw {
-		s, err := journalValue(v)
-		if err != nil {
-			return nil, fmt.Errorf("field %s: %w", k, err)
-		}
-		out[k] = s
-	}
-	return out, nil
-}
-
-func journalValue(v json.RawMessage) (string, error) {
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		return s, nil
-	}
-	var b []byte
-	var nums []int
-	if json.Unmarshal(v, &nums) == nil {
-		for _, n := range nums {
-			b = append(b, byte(n))
-		}
-		return string(b), nil
-	}
-	var many []json.RawMessage
-	if json.Unmarshal(v, &many) == nil && len(many) > 0 {
-		return journalValue(many[0])
-	}
-	if string(v) == "null" {
-		return "", nil
-	}
-	return "", errors.New("unexpected journal field value")
 }
 
 // journalTime is the entry's __REALTIME_TIMESTAMP.
