@@ -19,6 +19,7 @@
 #include "lib/decide.h"
 #include "lib/file.h"
 #include "lib/net.h"
+#include "lib/event.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -187,4 +188,37 @@ int bench_net(struct __sk_buff *skb)
 	__u32 action = decide_net(&q, &rule);
 	account(action, rule);
 	return result(action, rule);
+}
+
+/* What bench_produce writes: run k reports an audit of rule k mod keys on
+ * inode k mod keys, so the reader's aggregator folds `keys` distinct
+ * entries. Set before the runs; keys >= 1. */
+struct bench_produce_input {
+	__u32 keys;
+	__u32 _pad;
+};
+
+struct bench_produce_input produce_input;
+__u64 produce_cursor;
+
+/* One audited file_open event through report() of lib/event.h, the path the
+ * hooks take: the decision counters, the rule counter, a ring buffer
+ * reserve (a full buffer is counted in AEGIS_STAT_RINGBUF_DROPS) and the
+ * task fields; then the object fields fill_file would write, and submit.
+ * The event pipeline benchmark (tests/bench/pipeline.go) runs it at fixed
+ * rates against the agent's reader in another process. */
+SEC("socket")
+int bench_produce(struct __sk_buff *skb)
+{
+	__u64 n = produce_cursor++;
+	__u32 keys = produce_input.keys ? produce_input.keys : 1;
+	__u32 k = n % keys;
+	struct event *e = report(AEGIS_HOOK_FILE_OPEN, AEGIS_ACTION_AUDIT, AEGIS_ACCESS_READ, k);
+	if (!e)
+		return 0;
+	e->ino = (1ULL << 40) + k;
+	e->dev = 1;
+	__builtin_memcpy(e->path, "/var/lib/bench/file", 20);
+	bpf_ringbuf_submit(e, 0);
+	return 1;
 }

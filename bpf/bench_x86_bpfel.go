@@ -48,6 +48,12 @@ type BenchBenchNetInput struct {
 	Port     uint32
 }
 
+type BenchBenchProduceInput struct {
+	_    structs.HostLayout
+	Keys uint32
+	Pad  uint32
+}
+
 type BenchCgroupName struct {
 	_    structs.HostLayout
 	Name [128]int8
@@ -156,6 +162,7 @@ const (
 	BenchProgBenchDecide      = "bench_decide"
 	BenchProgBenchEmpty       = "bench_empty"
 	BenchProgBenchNet         = "bench_net"
+	BenchProgBenchProduce     = "bench_produce"
 	BenchProgBenchWalk        = "bench_walk"
 	BenchVarCfgDenyUnresolved = "cfg_deny_unresolved"
 	BenchVarCfgNet4Lens       = "cfg_net4_lens"
@@ -166,6 +173,8 @@ const (
 	BenchVarInput             = "input"
 	BenchVarNetCursor         = "net_cursor"
 	BenchVarNetInput          = "net_input"
+	BenchVarProduceCursor     = "produce_cursor"
+	BenchVarProduceInput      = "produce_input"
 	BenchVarUnusedNetRef      = "unused_net_ref"
 )
 
@@ -211,10 +220,11 @@ type BenchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BenchProgramSpecs struct {
-	BenchDecide *ebpf.ProgramSpec `ebpf:"bench_decide"`
-	BenchEmpty  *ebpf.ProgramSpec `ebpf:"bench_empty"`
-	BenchNet    *ebpf.ProgramSpec `ebpf:"bench_net"`
-	BenchWalk   *ebpf.ProgramSpec `ebpf:"bench_walk"`
+	BenchDecide  *ebpf.ProgramSpec `ebpf:"bench_decide"`
+	BenchEmpty   *ebpf.ProgramSpec `ebpf:"bench_empty"`
+	BenchNet     *ebpf.ProgramSpec `ebpf:"bench_net"`
+	BenchProduce *ebpf.ProgramSpec `ebpf:"bench_produce"`
+	BenchWalk    *ebpf.ProgramSpec `ebpf:"bench_walk"`
 }
 
 // BenchMapSpecs contains maps before they are loaded into the kernel.
@@ -256,6 +266,8 @@ type BenchVariableSpecs struct {
 	Input             *ebpf.VariableSpec `ebpf:"input"`
 	NetCursor         *ebpf.VariableSpec `ebpf:"net_cursor"`
 	NetInput          *ebpf.VariableSpec `ebpf:"net_input"`
+	ProduceCursor     *ebpf.VariableSpec `ebpf:"produce_cursor"`
+	ProduceInput      *ebpf.VariableSpec `ebpf:"produce_input"`
 	UnusedNetRef      *ebpf.VariableSpec `ebpf:"unused_net_ref"`
 }
 
@@ -339,6 +351,8 @@ type BenchVariables struct {
 	Input             *ebpf.Variable `ebpf:"input"`
 	NetCursor         *ebpf.Variable `ebpf:"net_cursor"`
 	NetInput          *ebpf.Variable `ebpf:"net_input"`
+	ProduceCursor     *ebpf.Variable `ebpf:"produce_cursor"`
+	ProduceInput      *ebpf.Variable `ebpf:"produce_input"`
 	UnusedNetRef      *ebpf.Variable `ebpf:"unused_net_ref"`
 }
 
@@ -346,10 +360,11 @@ type BenchVariables struct {
 //
 // It can be passed to LoadBenchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BenchPrograms struct {
-	BenchDecide *ebpf.Program `ebpf:"bench_decide"`
-	BenchEmpty  *ebpf.Program `ebpf:"bench_empty"`
-	BenchNet    *ebpf.Program `ebpf:"bench_net"`
-	BenchWalk   *ebpf.Program `ebpf:"bench_walk"`
+	BenchDecide  *ebpf.Program `ebpf:"bench_decide"`
+	BenchEmpty   *ebpf.Program `ebpf:"bench_empty"`
+	BenchNet     *ebpf.Program `ebpf:"bench_net"`
+	BenchProduce *ebpf.Program `ebpf:"bench_produce"`
+	BenchWalk    *ebpf.Program `ebpf:"bench_walk"`
 }
 
 func (p *BenchPrograms) Close() error {
@@ -357,6 +372,7 @@ func (p *BenchPrograms) Close() error {
 		p.BenchDecide,
 		p.BenchEmpty,
 		p.BenchNet,
+		p.BenchProduce,
 		p.BenchWalk,
 	)
 }

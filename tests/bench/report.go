@@ -32,6 +32,9 @@ type Machine struct {
 	LoadBefore, LoadAfter string
 }
 
+// LoadAvg is /proc/loadavg's 1-minute figure, "unknown" when unreadable.
+func LoadAvg() string { return loadAvg() }
+
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -205,13 +208,18 @@ func ratio(d, empty time.Duration) string {
 	return fmt.Sprintf("%.1f×", float64(d)/float64(empty))
 }
 
+// table writes the machine table that heads each section.
+func (m Machine) table(b *strings.Builder) {
+	fmt.Fprintf(b, "| machine | |\n| --- | --- |\n")
+	fmt.Fprintf(b, "| CPU | %s (%d CPUs) |\n| kernel | %s |\n| BPF JIT | %s |\n| date | %s |\n| Go | %s |\n| load average (1 min) | %s before, %s after |\n\n",
+		m.CPU, m.CPUs, m.Kernel, m.JIT, m.Date.Format("2006-01-02 15:04 MST"), m.Go, m.LoadBefore, m.LoadAfter)
+}
+
 // Markdown writes the report as the tables of docs/PERFORMANCE.md.
 func (r *Report) Markdown(w io.Writer) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "## Kernel decision cost on the host (BPF_PROG_TEST_RUN)\n\n")
-	fmt.Fprintf(b, "| machine | |\n| --- | --- |\n")
-	fmt.Fprintf(b, "| CPU | %s (%d CPUs) |\n| kernel | %s |\n| BPF JIT | %s |\n| date | %s |\n| Go | %s |\n| load average (1 min) | %s before, %s after |\n\n",
-		r.CPU, r.CPUs, r.Kernel, r.JIT, r.Date.Format("2006-01-02 15:04 MST"), r.Go, r.LoadBefore, r.LoadAfter)
+	r.Machine.table(b)
 	fmt.Fprintf(b, "Method: the decision functions of `bpf/lib` compiled into socket filter programs "+
 		"(`bpf/bench.bpf.c`), each figure the median of %d `BPF_PROG_TEST_RUN` calls of %d runs "+
 		"as the kernel times them (1 ns resolution), the calls of all cases of one rule count interleaved. *net* subtracts the empty socket filter program "+
