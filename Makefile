@@ -93,10 +93,26 @@ clean: ## remove build outputs (the download cache in ~/.cache/aegisbpf stays)
 	rm -rf bin build
 
 .PHONY: bench
-bench: bench-go ## host decision benchmark (BPF_PROG_TEST_RUN) and Go micro-benchmarks; rewrite their sections of docs/PERFORMANCE.md (more in issue 10)
-	go run ./tests/bench/cmd/decisionbench -o /tmp/aegisbpf-decisions.md
-	go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section decisions < /tmp/aegisbpf-decisions.md
+bench: bench-go bench-decisions bench-pipeline bench-vm ## every benchmark (about 20 minutes, as root): rewrites their sections of docs/PERFORMANCE.md
 	@echo "bench: updated docs/PERFORMANCE.md"
+
+.PHONY: bench-decisions
+bench-decisions: ## kernel decision cost on the host (BPF_PROG_TEST_RUN of the decision functions)
+	@mkdir -p build
+	go run ./tests/bench/cmd/decisionbench -o build/bench-decisions.md
+	go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section decisions < build/bench-decisions.md
+
+.PHONY: bench-pipeline
+bench-pipeline: ## event pipeline on the host: a BPF producer at fixed rates against the agent's reader and aggregator
+	@mkdir -p build
+	go run ./tests/bench/cmd/pipelinebench -o build/bench-pipeline.md
+	go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section pipeline < build/bench-pipeline.md
+
+.PHONY: bench-vm
+bench-vm: deps ## in the VM on both kernels: syscall overhead (no agent, audit, enforce at 1 to 100k rules), start-up, footprint
+	@mkdir -p build
+	go run ./tests/bench/cmd/vmbench -o build/bench-vm.md -log build/bench-vm.log
+	go run ./tests/perfdoc/cmd/perfdoc -file docs/PERFORMANCE.md -section vm < build/bench-vm.md
 
 .PHONY: bench-go
 bench-go: ## Go micro-benchmarks of the event decoder, aggregator, policy parser and compiler (benchstat input in build/bench-go.txt)

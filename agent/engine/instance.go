@@ -197,7 +197,8 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 		}
 		return nil, fmt.Errorf("loading BPF programs: %w", err)
 	}
-	e.log().Debug("programs loaded", "took", time.Since(t0))
+	loadTook := time.Since(t0)
+	e.log().Debug("programs loaded", "took", loadTook)
 	inst := &Instance{
 		ID:      fmt.Sprintf("%016x", time.Now().UnixNano()),
 		Rules:   rs,
@@ -229,7 +230,8 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 	if err := fillAgent(coll, rs.Agent, e.root()); err != nil {
 		return nil, err
 	}
-	e.log().Debug("maps filled", "took", time.Since(tf))
+	fillTook := time.Since(tf)
+	e.log().Debug("maps filled", "took", fillTook)
 	for _, d := range []string{"links", "maps"} {
 		if err := os.MkdirAll(filepath.Join(inst.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("creating pin directory: %w", err)
@@ -243,6 +245,7 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 			return nil, fmt.Errorf("pinning map %s: %w", name, err)
 		}
 	}
+	tattach := time.Now()
 	names := make([]string, 0, len(coll.Programs))
 	for name := range coll.Programs {
 		names = append(names, name)
@@ -265,7 +268,8 @@ func (e *Engine) load(rs *RuleSet) (_ *Instance, err error) {
 			return nil, err
 		}
 	}
-	e.log().Info("instance attached", "instance", inst.ID, "rules", rs.String())
+	e.log().Info("instance attached", "instance", inst.ID, "rules", rs.String(),
+		"load", loadTook, "fill", fillTook, "attach", time.Since(tattach))
 	return inst, nil
 }
 

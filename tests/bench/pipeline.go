@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"runtime/metrics"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/aegisbpf/aegisbpf/agent/events"
 	"github.com/aegisbpf/aegisbpf/bpf"
+	"github.com/aegisbpf/aegisbpf/tests/bench/proc"
 )
 
 // The event pipeline benchmark: bench_produce (bench.bpf.c) writes audit
@@ -206,7 +205,7 @@ wait:
 		res.LagP50Ns, res.LagMaxNs = lags[len(lags)/2], lags[len(lags)-1]
 	}
 	res.CPUSeconds = selfCPU()
-	res.RSSPeak, _ = procStatusKB(os.Getpid(), "VmHWM")
+	res.RSSPeak, _ = proc.Status(os.Getpid(), "VmHWM")
 	return json.NewEncoder(out).Encode(res)
 }
 
@@ -281,7 +280,7 @@ func RunPipeline(ctx context.Context, self string, consumerArgs []string, rate i
 	if err != nil {
 		return run, err
 	}
-	cpuBefore, err := procCPU(cmd.Process.Pid)
+	cpuBefore, err := proc.CPU(cmd.Process.Pid)
 	if err != nil {
 		return run, err
 	}
@@ -329,7 +328,7 @@ func RunPipeline(ctx context.Context, self string, consumerArgs []string, rate i
 		return run, fmt.Errorf("the consumer's report %q: %w", lines.Text(), err)
 	}
 	run.Elapsed = time.Since(start)
-	cpuAfter, err := procCPU(cmd.Process.Pid)
+	cpuAfter, err := proc.CPU(cmd.Process.Pid)
 	if err != nil {
 		return run, err
 	}
@@ -351,49 +350,6 @@ func mapFile(m *ebpf.Map) (*os.File, error) {
 		return nil, fmt.Errorf("duplicating the ring buffer's descriptor: %w", err)
 	}
 	return os.NewFile(uintptr(dup), "ringbuf"), nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
-
-// procCPU is a process's user + system time from /proc/PID/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces: fields start after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
-	}
-	var ticks uint64
-	for _, v := range f[11:13] { // utime, stime: fields 14 and 15
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
-}
-
-// procStatusKB reads a "Key: N kB" line of /proc/PID/status, in bytes.
-func procStatusKB(pid int, key string) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n * 1024, err
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, key)
 }
 
 func dupCloexec(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }

@@ -277,3 +277,29 @@ func fileSHA256(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// SelectKernels returns the specs named in list (comma-separated short
+// names), or all of Kernels for "all".
+func SelectKernels(list string) ([]KernelSpec, error) {
+	if list == "all" {
+		return Kernels, nil
+	}
+	var out []KernelSpec
+	for _, name := range strings.Split(list, ",") {
+		found := false
+		for _, k := range Kernels {
+			if k.Name == name {
+				out = append(out, k)
+				found = true
+			}
+		}
+		if !found {
+			var known []string
+			for _, k := range Kernels {
+				known = append(known, k.Name)
+			}
+			return nil, fmt.Errorf("unknown kernel %q (known: %s)", name, strings.Join(known, ","))
+		}
+	}
+	return out, nil
+}

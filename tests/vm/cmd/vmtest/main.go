@@ -96,7 +96,7 @@ func kernelNames() string {
 }
 
 func runAll(ctx context.Context, kernelList, run string, timeout time.Duration, keep bool) error {
-	specs, err := selectKernels(kernelList)
+	specs, err := vm.SelectKernels(kernelList)
 	if err != nil {
 		return err
 	}
@@ -181,26 +181,6 @@ func runAll(ctx context.Context, kernelList, run string, timeout time.Duration, 
 	}
 	fmt.Printf("vmtest: PASS: %d tests passed across %d kernels in %s\n", total, len(results), time.Since(t0).Round(time.Millisecond))
 	return nil
-}
-
-func selectKernels(list string) ([]vm.KernelSpec, error) {
-	if list == "all" {
-		return vm.Kernels, nil
-	}
-	var out []vm.KernelSpec
-	for _, name := range strings.Split(list, ",") {
-		found := false
-		for _, k := range vm.Kernels {
-			if k.Name == name {
-				out = append(out, k)
-				found = true
-			}
-		}
-		if !found {
-			return nil, fmt.Errorf("unknown kernel %q (known: %s)", name, kernelNames())
-		}
-	}
-	return out, nil
 }
 
 // accel is tcg unless AEGISBPF_VM_ACCEL says otherwise. KVM guests hang on
