@@ -3,6 +3,7 @@ package vmbench
 import (
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"sort"
 	"syscall"
@@ -108,9 +109,6 @@ func ForkExec(argv []string, n int) (time.Duration, error) {
 // CPULoopIterations is the fixed work of CPULoop.
 const CPULoopIterations = 50_000_000
 
-// sink keeps the CPU loop's result alive.
-var sink uint64
-
 // CPULoop times a fixed integer loop (xorshift, no memory traffic): run
 // on the host and in the guest, the ratio is TCG's slowdown of plain
 // computation.
@@ -123,7 +121,7 @@ func CPULoop() time.Duration {
 		x ^= x << 17
 	}
 	d := time.Since(t0)
-	sink += x
+	runtime.KeepAlive(x)
 	return d
 }
 
@@ -156,7 +154,8 @@ func Compute() time.Duration {
 		}
 	}
 	d := time.Since(t0)
-	sink += uint64(hits) + uint64(s[len(s)/2])
+	runtime.KeepAlive(hits)
+	runtime.KeepAlive(s)
 	return d
 }
 
