@@ -26,6 +26,51 @@ enum scope_result {
 	SCOPE_UNKNOWN = 3,
 };
 
+struct fnv_state {
+	__u64 h;
+	const unsigned char *src; /* kernel memory */
+	__u32 len;
+};
+
+/* fnv_step hashes bytes [8*i, 8*i+8) of the string at src, stopping at len.
+ * It reads eight bytes at a time from kernel memory (a dentry name, or the
+ * cgroup name copied to cgroup_name_scratch); bytes past len are read but
+ * never hashed. A bpf_loop step: verified once, not once per byte. */
+static long fnv_step(__u64 i, void *data)
+{
+	struct fnv_state *s = data;
+	__u64 chunk = 0;
+	__u32 off = i * 8;
+	if (bpf_probe_read_kernel(&chunk, sizeof(chunk), s->src + off) < 0)
+		return 1;
+	for (int b = 0; b < 8; b++) {
+		if (off + b >= s->len)
+			return 1;
+		s->h ^= (chunk >> (8 * b)) & 0xff;
+		s->h *= FNV64_PRIME;
+	}
+	return 0;
+}
+
+/* A climb up the cgroup tree: kn_climb_step moves kn to its parent and
+ * counts the step, and stops at the root (whose parent is NULL), where kn
+ * stays. A bpf_loop step: the verifier checks one step, not one per level. */
+struct kn_climb {
+	__u64 kn; /* struct kernfs_node * */
+	__u32 steps;
+};
+
+static long kn_climb_step(__u64 i, void *data)
+{
+	struct kn_climb *c = data;
+	struct kernfs_node *parent = kn_parent((struct kernfs_node *)c->kn);
+	if (!parent)
+		return 1;
+	c->kn = (__u64)parent;
+	c->steps++;
+	return 0;
+}
+
 /* The state of one cgroup_scope walk, shared with scope_level. */
 struct scope_walk {
 	__u64 leaf; /* struct kernfs_node * of the task's cgroup */
@@ -36,8 +81,12 @@ struct scope_walk {
 };
 
 /* scope_level hashes the name of the cgroup level + 1 below the root into
- * the walk's path hash and looks the path up. A bpf_loop step, so the
- * verifier checks its loops once rather than once per level. */
+ * the walk's path hash and looks the path up. A bpf_loop step, as are the
+ * climb to that level and the hash of its name inside it, so the verifier
+ * checks each once rather than once per level or per byte: unrolled, these
+ * loops made every program that can reach cgroup_scope cost the verifier
+ * about 24,000 instructions, most of the agent's start-up in a slow VM
+ * (tests/kernel/verifier_test.go keeps it down). */
 static long scope_level(__u64 level, void *data)
 {
 	struct scope_walk *w = data;
@@ -48,26 +97,18 @@ static long scope_level(__u64 level, void *data)
 		return 1;
 	}
 	/* The node level + 1 below the root: depth - 1 - level steps up. */
-	struct kernfs_node *kn = (struct kernfs_node *)w->leaf;
-	for (__u32 j = 0; j < AEGIS_SCOPE_DEPTH; j++) {
-		if (j + 1 + level >= w->depth)
-			break;
-		kn = kn_parent(kn);
-	}
+	struct kn_climb c = { .kn = w->leaf };
+	if (level + 1 < w->depth)
+		bpf_loop(w->depth - 1 - level, kn_climb_step, &c, 0);
+	struct kernfs_node *kn = (struct kernfs_node *)c.kn;
 	long n = bpf_probe_read_kernel_str(buf->name, sizeof(buf->name), BPF_CORE_READ(kn, name));
 	if (n <= 0 || n >= AEGIS_CGROUP_NAME_MAX) {
 		w->res = SCOPE_UNKNOWN;
 		return 1;
 	}
-	__u64 h = w->h;
-	h ^= '/';
-	h *= FNV64_PRIME;
-	for (int b = 0; b < AEGIS_CGROUP_NAME_MAX; b++) {
-		if (b + 1 >= n)
-			break;
-		h ^= (__u8)buf->name[b];
-		h *= FNV64_PRIME;
-	}
+	struct fnv_state s = { .h = (w->h ^ '/') * FNV64_PRIME, .src = (const unsigned char *)buf->name, .len = n - 1 };
+	bpf_loop((__u32)n / 8 + 1, fnv_step, &s, 0);
+	__u64 h = s.h;
 	w->h = h;
 	struct scope_key k = { .path_hash = h, .scope_id = w->scope_id };
 	if (bpf_map_lookup_elem(&scopes, &k)) {
@@ -94,13 +135,9 @@ __noinline int cgroup_scope(__u32 scope_id)
 	if (!leaf)
 		return SCOPE_UNKNOWN;
 	struct scope_walk w = { .leaf = (__u64)leaf, .h = FNV64_OFFSET, .scope_id = scope_id, .res = SCOPE_NOT_LISTED };
-	struct kernfs_node *kn = leaf;
-	for (int i = 0; i <= AEGIS_SCOPE_DEPTH; i++) {
-		kn = kn_parent(kn);
-		if (!kn)
-			break;
-		w.depth++;
-	}
+	struct kn_climb c = { .kn = (__u64)leaf };
+	bpf_loop(AEGIS_SCOPE_DEPTH + 1, kn_climb_step, &c, 0);
+	w.depth = c.steps;
 	if (w.depth > AEGIS_SCOPE_DEPTH)
 		w.res = SCOPE_UNKNOWN;
 	else if (w.depth > 0)
@@ -176,30 +213,6 @@ static __always_inline bool dir_watched(__u32 dev, __u64 ino)
 static __always_inline bool dev_has_subtrees(__u32 dev)
 {
 	return bpf_map_lookup_elem(&subtree_devs, &dev) != NULL;
-}
-
-struct fnv_state {
-	__u64 h;
-	const unsigned char *src; /* kernel memory */
-	__u32 len;
-};
-
-/* fnv_step hashes bytes [8*i, 8*i+8) of the name, stopping at len. It reads
- * eight bytes at a time from kernel memory; bytes past len are never hashed. */
-static long fnv_step(__u64 i, void *data)
-{
-	struct fnv_state *s = data;
-	__u64 chunk = 0;
-	__u32 off = i * 8;
-	if (bpf_probe_read_kernel(&chunk, sizeof(chunk), s->src + off) < 0)
-		return 1;
-	for (int b = 0; b < 8; b++) {
-		if (off + b >= s->len)
-			return 1;
-		s->h ^= (chunk >> (8 * b)) & 0xff;
-		s->h *= FNV64_PRIME;
-	}
-	return 0;
 }
 
 /* fnv1a64_kernel hashes len bytes of the kernel string at src (a dentry
