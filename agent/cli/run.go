@@ -97,7 +97,7 @@ func (p *policyEngine) Start(ctx context.Context) error {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return fmt.Errorf("lifting the memlock limit: %w", err)
 	}
-	p.log.Log.Debug("preflight done", "took", time.Since(t0))
+	preflight := time.Since(t0)
 	var ring keys.Ring
 	if r, err := keys.LoadRing(p.keysDir); err == nil {
 		ring = r
@@ -113,7 +113,7 @@ func (p *policyEngine) Start(ctx context.Context) error {
 		p.log.Log.Warn("policy", "warning", w)
 	}
 	c := loaded.Compiled
-	p.log.Log.Info("policy verified", "serial", c.Serial, "digest", c.Digest, "after", time.Since(t0))
+	p.log.Log.Info("policy verified", "serial", c.Serial, "digest", c.Digest, "preflight", preflight, "after", time.Since(t0))
 	spec, unsupported := engine.FromPolicy(c)
 	if len(unsupported) > 0 {
 		p.log.Log.Warn("policy rules not enforced by this agent version", "rules", strings.Join(unsupported, ","))

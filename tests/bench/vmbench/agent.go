@@ -213,7 +213,7 @@ func Sum(f map[string]*dto.MetricFamily, name string) float64 {
 var (
 	logKV   = regexp.MustCompile(`(\w+)=("[^"]*"|\S+)`)
 	logMsgs = map[string][]string{
-		"policy verified":   {"after"},
+		"policy verified":   {"preflight", "after"},
 		"policy resolved":   {"after"},
 		"instance attached": {"load", "fill", "attach"},
 	}
@@ -240,8 +240,10 @@ func Phases(log string) map[string]time.Duration {
 				continue
 			}
 			switch {
+			case kv["msg"] == "policy verified" && k == "preflight":
+				got["preflight"] = d
 			case kv["msg"] == "policy verified":
-				got["verify"] = d
+				got["verify"] = d // until fixed up below
 			case kv["msg"] == "policy resolved":
 				got["resolve"] = d // until fixed up below
 			default:
@@ -251,6 +253,9 @@ func Phases(log string) map[string]time.Duration {
 	}
 	if r, ok := got["resolve"]; ok {
 		got["resolve"] = r - got["verify"]
+	}
+	if v, ok := got["verify"]; ok {
+		got["verify"] = v - got["preflight"]
 	}
 	return got
 }

@@ -244,7 +244,7 @@ func footprint(ctx context.Context, a *Agent, st *Start) error {
 		return err
 	}
 	st.Phases = Phases(a.Log())
-	for _, p := range []string{"verify", "resolve", "load", "fill", "attach"} {
+	for _, p := range []string{"preflight", "verify", "resolve", "load", "fill", "attach"} {
 		if _, ok := st.Phases[p]; !ok {
 			return fmt.Errorf("the agent's log has no %s step:\n%s", p, a.Log())
 		}

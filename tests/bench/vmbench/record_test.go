@@ -14,12 +14,12 @@ func TestPhases(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	log.Info("agent starting", "version", "dev")
-	log.Info("policy verified", "serial", 3, "digest", "ab12", "after", 1500*time.Millisecond)
+	log.Info("policy verified", "serial", 3, "digest", "ab12", "preflight", 1200*time.Millisecond, "after", 1500*time.Millisecond)
 	log.Info("policy resolved", "entries", "file 3 inodes", "after", 2*time.Second)
 	log.Info("instance attached", "instance", "0001", "rules", "x y", "load", 300*time.Millisecond,
 		"fill", 40*time.Millisecond, "attach", 5*time.Millisecond)
 	got := Phases(buf.String())
-	want := map[string]time.Duration{"verify": 1500 * time.Millisecond, "resolve": 500 * time.Millisecond,
+	want := map[string]time.Duration{"preflight": 1200 * time.Millisecond, "verify": 300 * time.Millisecond, "resolve": 500 * time.Millisecond,
 		"load": 300 * time.Millisecond, "fill": 40 * time.Millisecond, "attach": 5 * time.Millisecond}
 	for k, v := range want {
 		if got[k] != v {

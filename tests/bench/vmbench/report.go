@@ -163,22 +163,22 @@ func (r *Report) kernelMarkdown(b *strings.Builder, k *KernelRun) {
 		}
 	}
 	fmt.Fprintf(b, "\nStart-up (exec of the agent to READY=1 and to the first EPERM a probe loop, started before, saw; "+
-		"the agent's CPU time then; its own start-up steps from its log: *preflight and verify* probes the kernel's "+
-		"features (loading small BPF programs) and reads, verifies and compiles the policy, *load* is the programs through "+
+		"the agent's CPU time then; its own start-up steps from its log: *preflight* probes the kernel's "+
+		"features (loading small BPF programs), *verify* reads, verifies and compiles the policy, *load* is the programs through "+
 		"the verifier) and footprint once ready "+
 		"(RSS and Go heap from its metrics, the RSS peak of start-up, and the kernel memory of all BPF maps: "+
 		"each map's memlock as the kernel reports it; before 6.4 that is an estimate from key and value sizes that "+
 		"counts the 1 MiB ring buffer as almost nothing, from 6.4 each map type's own accounting):\n\n")
-	fmt.Fprintf(b, "| rules | mode | to READY | to first EPERM | agent CPU then | preflight and verify | resolve | load | fill | attach | RSS | Go heap | start-up RSS peak | maps | map memory |\n")
-	fmt.Fprintf(b, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(b, "| rules | mode | to READY | to first EPERM | agent CPU then | preflight | verify | resolve | load | fill | attach | RSS | Go heap | start-up RSS peak | maps | map memory |\n")
+	fmt.Fprintf(b, "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, st := range k.Starts {
 		deny, cpu := "–", "–"
 		if st.Mode == ModeEnforce {
 			deny, cpu = ms(st.ToDeny), ms(st.DenyCPU)
 		}
-		fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
 			st.Rules, st.Mode, ms(st.ToReady), deny, cpu,
-			ms(st.Phases["verify"]), ms(st.Phases["resolve"]), ms(st.Phases["load"]), ms(st.Phases["fill"]), ms(st.Phases["attach"]),
+			ms(st.Phases["preflight"]), ms(st.Phases["verify"]), ms(st.Phases["resolve"]), ms(st.Phases["load"]), ms(st.Phases["fill"]), ms(st.Phases["attach"]),
 			mib(st.RSS), mib(st.Heap), mib(st.StartPeak), st.Maps, mib(st.MapBytes))
 	}
 	if k.Idle != nil {
