@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,34 +261,43 @@ func Phases(log string) map[string]time.Duration {
 	return got
 }
 
-// KernelMemory sums the memlock of every BPF map on the system (the
-// kernel's own estimate of each map's memory, ring buffer included) and
-// counts them.
-func KernelMemory() (bytes uint64, maps int, err error) {
+// MapMemory is one map's kernel memory.
+type MapMemory struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// KernelMemory reads the memlock of every BPF map on the system (the
+// kernel's own figure for each map's memory, ring buffer included), largest
+// first.
+func KernelMemory() ([]MapMemory, error) {
+	var out []MapMemory
 	var id ebpf.MapID
 	for {
+		var err error
 		id, err = ebpf.MapGetNextID(id)
 		if errors.Is(err, os.ErrNotExist) {
-			return bytes, maps, nil
+			break
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("listing maps: %w", err)
+			return nil, fmt.Errorf("listing maps: %w", err)
 		}
 		m, err := ebpf.NewMapFromID(id)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // freed meanwhile
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("opening map %d: %w", id, err)
+			return nil, fmt.Errorf("opening map %d: %w", id, err)
 		}
 		info, err := m.Info()
 		m.Close()
 		if err != nil {
-			return 0, 0, fmt.Errorf("map %d: %w", id, err)
+			return nil, fmt.Errorf("map %d: %w", id, err)
 		}
-		if n, ok := info.Memlock(); ok {
-			bytes += n
-		}
-		maps++
+		n, _ := info.Memlock()
+		out = append(out, MapMemory{Name: info.Name, Type: info.Type.String(), Bytes: n})
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Bytes > out[j].Bytes })
+	return out, nil
 }

@@ -63,10 +63,11 @@ type Start struct {
 	// maps (the memlock of each map's fdinfo, ring buffer included).
 	RSS uint64 `json:"rss"`
 	// StartPeak is the RSS peak (VmHWM) of start-up: parsing the policy.
-	StartPeak uint64 `json:"start_peak"`
-	Heap      uint64 `json:"heap"`
-	MapBytes  uint64 `json:"map_bytes"`
-	Maps      int    `json:"maps"`
+	StartPeak   uint64      `json:"start_peak"`
+	Heap        uint64      `json:"heap"`
+	MapBytes    uint64      `json:"map_bytes"`
+	Maps        int         `json:"maps"`
+	LargestMaps []MapMemory `json:"largest_maps"`
 }
 
 // Idle is the agent's CPU over a quiet minute.

@@ -181,6 +181,13 @@ func (r *Report) kernelMarkdown(b *strings.Builder, k *KernelRun) {
 			ms(st.Phases["preflight"]), ms(st.Phases["verify"]), ms(st.Phases["resolve"]), ms(st.Phases["load"]), ms(st.Phases["fill"]), ms(st.Phases["attach"]),
 			mib(st.RSS), mib(st.Heap), mib(st.StartPeak), st.Maps, mib(st.MapBytes))
 	}
+	if st := k.start(k.maxRules(), ModeEnforce); st != nil && len(st.LargestMaps) > 0 {
+		var parts []string
+		for _, m := range st.LargestMaps {
+			parts = append(parts, fmt.Sprintf("`%s` (%s) %s", m.Name, m.Type, mib(m.Bytes)))
+		}
+		fmt.Fprintf(b, "\nThe largest maps at %d rules: %s.\n", st.Rules, strings.Join(parts, ", "))
+	}
 	if k.Idle != nil {
 		fmt.Fprintf(b, "\nIdle, %d rules, enforce mode: agent CPU %s over %s (%.3f%% of one vCPU).\n",
 			k.Idle.Rules, ms(k.Idle.CPU), k.Idle.Duration, 100*k.Idle.CPU.Seconds()/k.Idle.Duration.Seconds())
