@@ -29,7 +29,7 @@ type guestConfig struct {
 func readConfig(t *testing.T) guestConfig {
 	t.Helper()
 	c := guestConfig{agent: os.Getenv(EnvAgent), runs: 5, idle: time.Minute, flood: 10 * time.Second,
-		rules: []int{1, 10, 1000, 100000}, iterations: map[string]int{OpOpen: 20000, OpConnect: 2000, OpExec: 200},
+		rules: []int{1, 10, 1000, 100000}, iterations: map[string]int{OpOpen: 20000, OpConnect: 1000, OpExec: 100},
 		exec: []string{"/bin/busybox", "true"}}
 	if c.agent == "" {
 		t.Fatalf("%s is not set: the host command puts the agent in the guest", EnvAgent)

@@ -26,7 +26,7 @@ func main() {
 	kernels := flag.String("kernels", "all", "comma-separated kernel names or all")
 	rules := flag.String("rules", "1,10,1000,100000", "policy sizes")
 	runs := flag.Int("runs", 5, "timed runs per operation and configuration")
-	iterations := flag.String("iterations", "20000,2000,200", "operations per run: open,connect,exec")
+	iterations := flag.String("iterations", "20000,1000,100", "operations per run: open,connect,exec")
 	idle := flag.Duration("idle", time.Minute, "how long the idle agent's CPU is measured")
 	flood := flag.Duration("flood", 10*time.Second, "how long the event flood lasts")
 	timeout := flag.Duration("timeout", 20*time.Minute, "hard limit per kernel boot")
