@@ -341,12 +341,18 @@ func footprint(ctx context.Context, a *Agent, st *Start) error {
 // agent's peak RSS is reset first (clear_refs 5), so VmHWM afterwards is
 // the flood's peak.
 func flood(ctx context.Context, a *Agent, path string, d time.Duration) (*Flood, error) {
-	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", a.Pid()), []byte("5"), 0); err != nil {
-		return nil, fmt.Errorf("resetting the agent's peak RSS: %w", err)
-	}
 	before, err := a.Metrics(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// The scrape allocates (at 100k rules it reads every rule's counters):
+	// let the agent settle, then reset its peak RSS, so that VmHWM is the
+	// flood's.
+	if err := settle(a.Pid()); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", a.Pid()), []byte("5"), 0); err != nil {
+		return nil, fmt.Errorf("resetting the agent's peak RSS: %w", err)
 	}
 	cpu0, err := proc.CPU(a.Pid())
 	if err != nil {
@@ -365,16 +371,17 @@ func flood(ctx context.Context, a *Agent, path string, d time.Duration) (*Flood,
 	if err != nil {
 		return nil, err
 	}
+	f := &Flood{Duration: d, CPU: cpu1 - cpu0}
+	if f.RSSPeak, err = proc.Status(a.Pid(), "VmHWM"); err != nil {
+		return nil, err
+	}
 	after, err := a.Metrics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f := &Flood{Duration: d, CPU: cpu1 - cpu0, HeapAfter: uint64(Sum(after, "go_memstats_heap_alloc_bytes")),
-		Events: uint64(Sum(after, "aegisbpf_events_read_total") - Sum(before, "aegisbpf_events_read_total")),
-		Drops:  uint64(Sum(after, "aegisbpf_ringbuf_drops_total") - Sum(before, "aegisbpf_ringbuf_drops_total"))}
-	if f.RSSPeak, err = proc.Status(a.Pid(), "VmHWM"); err != nil {
-		return nil, err
-	}
+	f.HeapAfter = uint64(Sum(after, "go_memstats_heap_alloc_bytes"))
+	f.Events = uint64(Sum(after, "aegisbpf_events_read_total") - Sum(before, "aegisbpf_events_read_total"))
+	f.Drops = uint64(Sum(after, "aegisbpf_ringbuf_drops_total") - Sum(before, "aegisbpf_ringbuf_drops_total"))
 	if f.Events == 0 {
 		return nil, fmt.Errorf("the flood made no events")
 	}

@@ -195,7 +195,7 @@ func (r *Report) kernelMarkdown(b *strings.Builder, k *KernelRun) {
 	if f := k.Flood; f != nil {
 		fmt.Fprintf(b, "\nEvent flood, %d rules, audit mode: one thread opening the protected probe file for %s made "+
 			"%d events (%.0f/s) read by the agent, %d dropped; agent CPU %.1f%% of one vCPU, RSS peak during the flood "+
-			"%s, Go heap after %s.\n", f.Rules, f.Duration, f.Events, float64(f.Events)/f.Duration.Seconds(), f.Drops,
+			"%s, Go heap after it and a metrics scrape %s.\n", f.Rules, f.Duration, f.Events, float64(f.Events)/f.Duration.Seconds(), f.Drops,
 			100*f.CPU.Seconds()/f.Duration.Seconds(), mib(f.RSSPeak), mib(f.HeapAfter))
 	}
 	fmt.Fprintln(b)
