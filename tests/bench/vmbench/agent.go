@@ -58,11 +58,12 @@ func (l *lockedBuffer) String() string {
 }
 
 // StartAgent runs bin with the signed policy at policyPath and the trust
-// store keys, pinning under root, in its own state directory under dir.
+// store keys, pinning under root, in its own state directory under dir,
+// with env added to its environment.
 // When probe is set, a loop opening it runs from before the exec, and
 // st.ToDeny is when it first failed with EPERM. It returns once the agent
 // said READY=1.
-func StartAgent(bin, policyPath, keys, root, dir, probe string, st *Start) (*Agent, error) {
+func StartAgent(bin, policyPath, keys, root, dir, probe string, env []string, st *Start) (*Agent, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -77,7 +78,7 @@ func StartAgent(bin, policyPath, keys, root, dir, probe string, st *Start) (*Age
 	os.Remove(a.metrics)
 	a.cmd = exec.Command(bin, "run", "--policy", policyPath, "--keys", keys, "--bpffs-root", root,
 		"--metrics-listen", "unix:"+a.metrics, "--state-dir", filepath.Join(dir, "state"), "--slots-dir", "", "--no-journal")
-	a.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notifyPath)
+	a.cmd.Env = append(append(os.Environ(), env...), "NOTIFY_SOCKET="+notifyPath)
 	a.cmd.Stdout, a.cmd.Stderr = &a.log, &a.log
 
 	// The probe: started before the exec, it notes the first EPERM and the

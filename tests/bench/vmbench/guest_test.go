@@ -24,6 +24,7 @@ type guestConfig struct {
 	iterations  map[string]int
 	idle, flood time.Duration
 	exec        []string
+	agentEnv    []string
 }
 
 func readConfig(t *testing.T) guestConfig {
@@ -70,6 +71,7 @@ func readConfig(t *testing.T) guestConfig {
 	}
 	dur(EnvIdle, &c.idle)
 	dur(EnvFlood, &c.flood)
+	c.agentEnv = strings.Fields(os.Getenv(EnvAgentEnv))
 	if v := os.Getenv(EnvExec); v != "" {
 		c.exec = strings.Fields(v)
 	}
@@ -98,7 +100,7 @@ func TestVMBench(t *testing.T) {
 		maxRules = max(maxRules, n)
 	}
 	emit(Record{Setup: &Setup{Kernel: strings.TrimSpace(string(release)), CPUs: runtime.NumCPU(),
-		Iterations: c.iterations, Runs: c.runs, Rules: c.rules, Mix: Mix}})
+		Iterations: c.iterations, Runs: c.runs, Rules: c.rules, Mix: Mix, AgentEnv: c.agentEnv}})
 
 	emit(Record{Calibration: Calibrate()})
 
@@ -187,7 +189,7 @@ func TestVMBench(t *testing.T) {
 			}
 			st := Start{Rules: n, Mode: mode}
 			name := fmt.Sprintf("%d-%s", n, mode)
-			a, err := StartAgent(c.agent, polPath, trust, "/sys/fs/bpf/bench-"+name, "/run/bench/"+name, probe, &st)
+			a, err := StartAgent(c.agent, polPath, trust, "/sys/fs/bpf/bench-"+name, "/run/bench/"+name, probe, c.agentEnv, &st)
 			if err != nil {
 				t.Fatalf("%d rules, %s: %v", n, mode, err)
 			}

@@ -21,6 +21,9 @@ const (
 	EnvIdle       = "AEGISBPF_BENCH_IDLE"
 	EnvFlood      = "AEGISBPF_BENCH_FLOOD"
 	EnvExec       = "AEGISBPF_BENCH_EXEC" // the static binary fork+exec runs
+	// EnvAgentEnv is the agent's environment from its unit's Environment=
+	// lines, separated by spaces (GOMEMLIMIT=64MiB).
+	EnvAgentEnv = "AEGISBPF_BENCH_AGENT_ENV"
 )
 
 // Modes of one rule count's group, in the order they are measured: no
@@ -103,6 +106,7 @@ type Setup struct {
 	Runs       int            `json:"runs"`
 	Rules      []int          `json:"rules"`
 	Mix        string         `json:"mix"` // what a policy of N rules holds
+	AgentEnv   []string       `json:"agent_env"`
 }
 
 // Record is one line after Marker: exactly one field is set.

@@ -117,10 +117,11 @@ func (r *Report) Markdown(w io.Writer) error {
 			"file whose directory holds a protected file (the allow path that checks the name), %d TCP connects to a "+
 			"listener on 127.0.0.1 (socket, connect, close with a reset), and %d fork+exec+wait of static busybox `true`, "+
 			"after a warm-up run; each figure is the median time per operation, the no-agent figure the median of both "+
-			"no-agent rounds, and × the ratio to it. Policies: %s. Between modes the agent is stopped and its pins "+
+			"no-agent rounds, and × the ratio to it. Policies: %s. The agent runs with its unit's environment (%s). Between modes the agent is stopped and its pins "+
 			"removed, so nothing enforces. TCG makes everything slower and adds noise: the slowdown factors below, "+
 			"measured by the same loops on the host and in the guest, say by how much.\n\n",
-			k.Setup.Runs, k.Setup.Iterations[OpOpen], k.Setup.Iterations[OpConnect], k.Setup.Iterations[OpExec], k.Setup.Mix)
+			k.Setup.Runs, k.Setup.Iterations[OpOpen], k.Setup.Iterations[OpConnect], k.Setup.Iterations[OpExec], k.Setup.Mix,
+			strings.Join(k.Setup.AgentEnv, " "))
 	}
 	fmt.Fprintf(b, "| kernel | TCG slowdown: register loop | mixed compute | getppid | boot and benchmark |\n| --- | ---: | ---: | ---: | ---: |\n")
 	for i := range r.Kernels {

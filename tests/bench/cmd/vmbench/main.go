@@ -40,6 +40,12 @@ func main() {
 		vmbench.EnvAgent: "/aegis/aegisbpf", vmbench.EnvRules: *rules, vmbench.EnvRuns: fmt.Sprint(*runs),
 		vmbench.EnvIterations: *iterations, vmbench.EnvIdle: idle.String(), vmbench.EnvFlood: flood.String(),
 	}
+	agentEnv, err := unitEnvironment("systemd/aegisbpf.service")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmbench:", err)
+		os.Exit(1)
+	}
+	env[vmbench.EnvAgentEnv] = strings.Join(agentEnv, " ")
 	cmdline := "go run ./tests/bench/cmd/vmbench " + strings.Join(os.Args[1:], " ")
 	if err := run(ctx, *kernels, env, *timeout, *out, *logPath, strings.TrimSpace(cmdline)); err != nil {
 		fmt.Fprintln(os.Stderr, "vmbench:", err)
@@ -126,4 +132,25 @@ func run(ctx context.Context, kernelList string, env map[string]string, timeout 
 		w = f
 	}
 	return r.Markdown(w)
+}
+
+// unitEnvironment reads the Environment= assignments of the agent's unit,
+// so that the agent runs in the guest as systemd would run it (GOMEMLIMIT).
+func unitEnvironment(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the agent's unit: %w", err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Environment="); ok {
+			for _, kv := range strings.Fields(v) {
+				if !strings.Contains(kv, "=") || strings.ContainsAny(kv, `"'`) {
+					return nil, fmt.Errorf("%s: Environment=%s: only plain KEY=VALUE words are understood", path, v)
+				}
+				out = append(out, kv)
+			}
+		}
+	}
+	return out, nil
 }
