@@ -29,7 +29,7 @@ type config struct {
 func main() {
 	var cfg config
 	rules := flag.String("rules", "10,1000,100000,1000000", "comma-separated rule counts")
-	cidrs := flag.String("cidrs", "10,1000,10000", "comma-separated CIDR counts of the network decision")
+	cidrs := flag.String("cidrs", "10,1000,10000,100000", "comma-separated CIDR counts of the network decision")
 	flag.IntVar(&cfg.repeat, "repeat", 200000, "runs per BPF_PROG_TEST_RUN call")
 	flag.IntVar(&cfg.runs, "runs", 15, "calls per figure (the median is reported)")
 	flag.StringVar(&cfg.out, "o", "", "write the markdown here instead of standard output")
