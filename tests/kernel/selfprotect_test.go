@@ -185,9 +185,15 @@ func TestAgentSelfProtection(t *testing.T) {
 			<-a.exited
 		}
 		releaseAll(t, &engine.Engine{Root: root})
+		// Unmount from the agent's cgroup: a link detaches asynchronously
+		// once its last reference goes, and until then the guard refuses
+		// the unmount to anyone else (the temporary directory's removal
+		// then fails on the mount point).
+		if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting the test's bpffs from the agent's cgroup: %v", err)
+		}
 		joinCgroup(t, "/sys/fs/cgroup")
 		os.Remove(agentCgroup)
-		unix.Unmount(mnt, unix.MNT_DETACH)
 	})
 
 	a := startProtectedAgent(t, os.Args[0], root)
