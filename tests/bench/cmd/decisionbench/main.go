@@ -5,13 +5,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/aegisbpf/aegisbpf/tests/bench"
@@ -35,36 +32,15 @@ func main() {
 	flag.StringVar(&cfg.out, "o", "", "write the markdown here instead of standard output")
 	flag.BoolVar(&cfg.quiet, "q", false, "no progress on standard error")
 	flag.Parse()
-	cfg.rules = counts("rule", *rules)
-	cfg.cidrs = counts("CIDR", *cidrs)
+	cfg.rules = bench.MustCounts("decisionbench", "rule", *rules)
+	cfg.cidrs = bench.MustCounts("decisionbench", "CIDR", *cidrs)
 	if cfg.repeat < 1 || cfg.runs < 1 {
 		fmt.Fprintln(os.Stderr, "decisionbench: -repeat and -runs must be positive")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, cfg)
-	switch {
-	case errors.Is(err, bench.ErrUnsupported):
-		fmt.Fprintln(os.Stderr, "decisionbench:", err)
-		os.Exit(3)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "decisionbench:", err)
-		os.Exit(1)
-	}
-}
-
-func counts(what, list string) []int {
-	var out []int
-	for _, s := range strings.Split(list, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "decisionbench: bad %s count %q\n", what, s)
-			os.Exit(2)
-		}
-		out = append(out, n)
-	}
-	return out
+	bench.Exit("decisionbench", run(ctx, cfg))
 }
 
 func run(ctx context.Context, cfg config) error {

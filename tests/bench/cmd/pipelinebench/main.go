@@ -7,14 +7,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -47,39 +44,15 @@ func main() {
 		}
 		return
 	}
-	cfg.rates = counts("rate", *rates)
-	cfg.ladder = counts("ladder rate", *ladder)
+	cfg.rates = bench.MustCounts("pipelinebench", "rate", *rates)
+	cfg.ladder = bench.MustCounts("pipelinebench", "ladder rate", *ladder)
 	if cfg.duration <= 0 || cfg.search <= 0 || cfg.keys < 1 {
 		fmt.Fprintln(os.Stderr, "pipelinebench: -duration, -search-duration and -keys must be positive")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, cfg)
-	switch {
-	case errors.Is(err, bench.ErrUnsupported):
-		fmt.Fprintln(os.Stderr, "pipelinebench:", err)
-		os.Exit(3)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "pipelinebench:", err)
-		os.Exit(1)
-	}
-}
-
-func counts(what, list string) []int {
-	var out []int
-	for _, s := range strings.Split(list, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "pipelinebench: bad %s %q\n", what, s)
-			os.Exit(2)
-		}
-		out = append(out, n)
-	}
-	return out
+	bench.Exit("pipelinebench", run(ctx, cfg))
 }
 
 func run(ctx context.Context, cfg config) error {
