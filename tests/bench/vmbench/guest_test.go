@@ -238,27 +238,33 @@ func TestVMBench(t *testing.T) {
 // still does after READY=1 (collecting its start-up garbage) would be
 // charged to the next measurement.
 func settle(pid int) error {
-	last, err := proc.CPU(pid)
+	return waitIdle("the agent", func() (time.Duration, error) { return proc.CPU(pid) }, 10*time.Millisecond)
+}
+
+// waitIdle polls busy, a growing CPU time, every half second until it
+// grew by at most limit, for up to a minute.
+func waitIdle(what string, busy func() (time.Duration, error), limit time.Duration) error {
+	last, err := busy()
 	if err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		time.Sleep(500 * time.Millisecond)
-		now, err := proc.CPU(pid)
+		now, err := busy()
 		if err != nil {
 			return err
 		}
-		if now-last <= 10*time.Millisecond {
+		if now-last <= limit {
 			return nil
 		}
 		last = now
 	}
-	return fmt.Errorf("the agent was still busy a minute after READY=1")
+	return fmt.Errorf("%s was still busy after a minute", what)
 }
 
 // busyTime is the guest's non-idle CPU time in all, from /proc/stat (user,
-// nice, system, irq, softirq; in USER_HZ ticks).
-func busyTime() (uint64, error) {
+// nice, system, irq, softirq; USER_HZ ticks of 10 ms).
+func busyTime() (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0, err
@@ -276,31 +282,14 @@ func busyTime() (uint64, error) {
 		}
 		busy += n
 	}
-	return busy, nil
+	return time.Duration(busy) * 10 * time.Millisecond, nil
 }
 
-// quiesce waits until the whole guest is idle (at most 2 ticks of CPU over
+// quiesce waits until the whole guest is idle (at most 20 ms of CPU over
 // half a second): in TCG both vCPUs share one host thread, so the kernel
 // freeing the last agent's maps, or anything else running, would be
 // charged to the next measurement.
-func quiesce() error {
-	last, err := busyTime()
-	if err != nil {
-		return err
-	}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
-		time.Sleep(500 * time.Millisecond)
-		now, err := busyTime()
-		if err != nil {
-			return err
-		}
-		if now-last <= 2 {
-			return nil
-		}
-		last = now
-	}
-	return fmt.Errorf("the guest was still busy after a minute")
-}
+func quiesce() error { return waitIdle("the guest", busyTime, 20*time.Millisecond) }
 
 // footprint fills st with what the agent reports and uses once ready.
 func footprint(ctx context.Context, a *Agent, st *Start) error {
