@@ -151,8 +151,9 @@ func unquoteKey(k string) string {
 	return k
 }
 
-func (sc *tomlScanner) keyval(t *tomlTable) error {
-	ks := sc.i
+// key moves over a key, quoted parts included, to its '='; noValue is the
+// error when the line ends first.
+func (sc *tomlScanner) key(noValue string) error {
 	for !sc.eof() && sc.s[sc.i] != '=' && sc.s[sc.i] != '\n' {
 		if c := sc.s[sc.i]; c == '"' || c == '\'' {
 			if err := sc.str(); err != nil {
@@ -163,7 +164,15 @@ func (sc *tomlScanner) keyval(t *tomlTable) error {
 		sc.i++
 	}
 	if sc.eof() || sc.s[sc.i] != '=' {
-		return sc.fail("a key without a value")
+		return sc.fail(noValue)
+	}
+	return nil
+}
+
+func (sc *tomlScanner) keyval(t *tomlTable) error {
+	ks := sc.i
+	if err := sc.key("a key without a value"); err != nil {
+		return err
 	}
 	key := unquoteKey(strings.TrimSpace(sc.s[ks:sc.i]))
 	sc.i++
@@ -293,17 +302,8 @@ func (sc *tomlScanner) inlineTable() error {
 			sc.i++
 			continue
 		}
-		for !sc.eof() && sc.s[sc.i] != '=' && sc.s[sc.i] != '\n' {
-			if c := sc.s[sc.i]; c == '"' || c == '\'' {
-				if err := sc.str(); err != nil {
-					return err
-				}
-				continue
-			}
-			sc.i++
-		}
-		if sc.eof() || sc.s[sc.i] != '=' {
-			return sc.fail("a key without a value in an inline table")
+		if err := sc.key("a key without a value in an inline table"); err != nil {
+			return err
 		}
 		sc.i++
 		sc.skipBlank(false)
