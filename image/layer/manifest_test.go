@@ -3,7 +3,6 @@ package layer_test
 import (
 	"bytes"
 	"encoding/base64"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/aegisbpf/aegisbpf/image/layer"
 	"github.com/aegisbpf/aegisbpf/image/layer/layertest"
+	"github.com/aegisbpf/aegisbpf/tests/testenv"
 )
 
 func sum(c byte) string { return strings.Repeat(string(c), 64) }
@@ -50,19 +50,7 @@ func goldenManifest() *layer.Manifest {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *layer.Update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s (go test -update rewrites it):\n%s\nwant:\n%s", p, got, want)
-	}
+	testenv.Golden(t, filepath.Join("testdata", name), got, *layer.Update)
 }
 
 func TestManifestGolden(t *testing.T) {
