@@ -119,16 +119,15 @@ func (p *Producer) Drops() (uint64, error) {
 
 // ConsumerResult is what the consumer process reports when it stops.
 type ConsumerResult struct {
-	Records      uint64  `json:"records"`
-	DecodeErrors uint64  `json:"decode_errors"`
-	Entries      uint64  `json:"entries"` // aggregated entries written to the sink
-	MaxBacklog   int     `json:"max_backlog_bytes"`
-	LagP50Ns     int64   `json:"lag_p50_ns"`
-	LagMaxNs     int64   `json:"lag_max_ns"`
-	LagSamples   int     `json:"lag_samples"`
-	HeapPeak     uint64  `json:"heap_peak_bytes"`
-	RSSPeak      uint64  `json:"rss_peak_bytes"` // VmHWM
-	CPUSeconds   float64 `json:"cpu_seconds"`
+	Records      uint64 `json:"records"`
+	DecodeErrors uint64 `json:"decode_errors"`
+	Entries      uint64 `json:"entries"` // aggregated entries written to the sink
+	MaxBacklog   int    `json:"max_backlog_bytes"`
+	LagP50Ns     int64  `json:"lag_p50_ns"`
+	LagMaxNs     int64  `json:"lag_max_ns"`
+	LagSamples   int    `json:"lag_samples"`
+	HeapPeak     uint64 `json:"heap_peak_bytes"`
+	RSSPeak      uint64 `json:"rss_peak_bytes"` // VmHWM
 }
 
 // countingSink writes entries as the agent's JSON sink does, to
@@ -204,7 +203,6 @@ wait:
 		slices.Sort(lags)
 		res.LagP50Ns, res.LagMaxNs = lags[len(lags)/2], lags[len(lags)-1]
 	}
-	res.CPUSeconds = selfCPU()
 	res.RSSPeak, _ = proc.Status(os.Getpid(), "VmHWM")
 	return json.NewEncoder(out).Encode(res)
 }
@@ -363,13 +361,4 @@ func heapInUse() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
-}
-
-// selfCPU is this process's user + system time in seconds.
-func selfCPU() float64 {
-	var ru unix.Rusage
-	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
