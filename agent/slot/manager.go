@@ -15,7 +15,6 @@ import (
 	"github.com/aegisbpf/aegisbpf/agent/atomicfile"
 	"github.com/aegisbpf/aegisbpf/image/layer"
 	"github.com/aegisbpf/aegisbpf/policy/keys"
-	"golang.org/x/sys/unix"
 )
 
 // Defaults of a host.
@@ -111,7 +110,7 @@ func (m *Manager) locked(ctx context.Context, fn func(s *State) (save bool, err 
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", m.Dir, err)
 	}
-	unlock, err := lock(ctx, filepath.Join(m.Dir, lockFile), m.LockWait)
+	unlock, err := atomicfile.Lock(ctx, filepath.Join(m.Dir, lockFile), m.LockWait, "slot command")
 	if err != nil {
 		return err
 	}
@@ -127,39 +126,6 @@ func (m *Manager) locked(ctx context.Context, fn func(s *State) (save bool, err 
 		}
 	}
 	return err
-}
-
-// lock takes an exclusive flock on path, waiting at most wait (default
-// one minute) for another slot command to finish.
-func lock(ctx context.Context, path string, wait time.Duration) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the slot lock: %w", err)
-	}
-	if wait == 0 {
-		wait = time.Minute
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("another slot command holds %s (waited %s)", path, wait)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s: %w", path, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func (m *Manager) ring() (keys.Ring, error) {

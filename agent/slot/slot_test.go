@@ -536,21 +536,6 @@ func TestParseShow(t *testing.T) {
 	}
 }
 
-func TestLockExcludes(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "l")
-	unlock, err := lock(t.Context(), p, time.Second)
-	must(t, err)
-	_, err = lock(t.Context(), p, 200*time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "another slot command holds") {
-		t.Errorf("second lock: %v", err)
-	}
-	unlock()
-	unlock2, err := lock(t.Context(), p, time.Second)
-	must(t, err)
-	unlock2()
-}
-
 func ExampleDescribe() {
 	s := NewState()
 	s.Slots["a"] = &Slot{Version: "1", Serial: 1}
