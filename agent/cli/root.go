@@ -57,6 +57,8 @@ func Root() *Command {
 			slotCommand(),
 			doctorCommand(),
 			auditCommand(),
+			updateCommand(),
+			channelCommand(),
 		},
 	}
 }
@@ -75,6 +77,10 @@ func Main(ctx context.Context, env *Env, args []string) int {
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		return 2
+	}
+	var xe *ExitError
+	if errors.As(err, &xe) {
+		return xe.Code
 	}
 	return 1
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/aegisbpf/aegisbpf/agent/events"
 	"github.com/aegisbpf/aegisbpf/agent/metrics"
 	"github.com/aegisbpf/aegisbpf/agent/slot"
+	"github.com/aegisbpf/aegisbpf/agent/update"
 	"github.com/aegisbpf/aegisbpf/bpf"
 	"github.com/aegisbpf/aegisbpf/policy"
 	"github.com/aegisbpf/aegisbpf/policy/keys"
@@ -43,6 +44,7 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	fs.StringVar(&pe.keysDir, "keys", defaultTrustedKeys, "directory of trusted public keys")
 	fs.StringVar(&pe.engine.Root, "bpffs-root", engine.DefaultRoot, "where instances are pinned")
 	slotsDir := fs.String("slots-dir", slot.DefaultDir, "the A/B slot state the metrics report (empty: none)")
+	updateDir := fs.String("update-dir", update.DefaultDir, "the fleet updater's state the metrics report (empty: none)")
 	if err := ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +54,9 @@ func runAgent(ctx context.Context, env *Env, args []string) error {
 	pe.engine.Log = env.Log
 	if *slotsDir != "" {
 		cfg.Slots = slotMetrics(*slotsDir)
+	}
+	if *updateDir != "" {
+		cfg.Update = update.MetricsReader(*updateDir)
 	}
 	pe.stateDir = cfg.StateDir
 	cfg.Log = env.Log

@@ -48,6 +48,8 @@ type Config struct {
 	// Slots reads the A/B slot state for each scrape: nil, nil on a host
 	// without slots. Nil exports no slot metrics.
 	Slots func() (*metrics.Slots, error)
+	// Update reads the fleet updater's state the same way.
+	Update func() (*metrics.Update, error)
 	// ForceExit ends the process on a second signal; os.Exit when nil.
 	ForceExit func(code int)
 }

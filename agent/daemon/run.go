@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg Config, eng Engine) error {
 
 	// Metrics come first, so that a scrape during startup already says
 	// enforcement_active 0, and a bad --metrics-listen fails fast.
-	src := &source{eng: eng, starts: starts, log: log, slots: cfg.Slots}
+	src := &source{eng: eng, starts: starts, log: log, slots: cfg.Slots, update: cfg.Update}
 	ls, err := metricsListeners(cfg)
 	if err != nil {
 		return fail(err)

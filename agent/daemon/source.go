@@ -17,6 +17,7 @@ type source struct {
 	starts uint64
 	log    *slog.Logger
 	slots  func() (*metrics.Slots, error)
+	update func() (*metrics.Update, error)
 
 	started  atomic.Bool
 	pipeline atomic.Pointer[events.Pipeline]
@@ -27,6 +28,7 @@ type source struct {
 	cpu       time.Duration
 	readErr   string // the last kernel read error, logged when it changes
 	slotErr   string // the same for the slot state
+	updateErr string // and the updater's
 }
 
 func (s *source) enforcing(tt, cpu time.Duration) {
@@ -67,6 +69,13 @@ func (s *source) Snapshot() metrics.Snapshot {
 			snap.Slots = nil
 		}
 		s.noteChange(&s.slotErr, "reading the slot state for metrics", snap.SlotsErr)
+	}
+	if s.update != nil {
+		snap.Update, snap.UpdateErr = s.update()
+		if snap.UpdateErr != nil {
+			snap.Update = nil
+		}
+		s.noteChange(&s.updateErr, "reading the update state for metrics", snap.UpdateErr)
 	}
 	return snap
 }

@@ -34,6 +34,7 @@ type collector struct {
 	evWakes, evEntries, evOverflow, evSinkErrs, evMaxKeys, evAggregated *prometheus.Desc
 	slotOK, slotSerial, slotFloor, slotPending, slotPendingSince        *prometheus.Desc
 	slotRollback, slotBad, policyNotAfter                               *prometheus.Desc
+	upd                                                                 updateDescs
 }
 
 func newCollector(src Source, build BuildInfo) *collector {
@@ -117,6 +118,7 @@ func newCollector(src Source, build BuildInfo) *collector {
 		slotRollback: desc("slot_last_rollback_timestamp_seconds",
 			"When the newest rollback in the slot history happened; absent when there is none."),
 		slotBad: desc("slot_bad", "Slots marked bad (rolled back; never activated again until reinstalled)."),
+		upd:     newUpdateDescs(),
 	}
 }
 
@@ -131,6 +133,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.evRead, c.evDecodeErrs, c.evRunning, c.evLastRead, c.evLag, c.evBacklog,
 		c.evWakes, c.evEntries, c.evOverflow, c.evSinkErrs, c.evMaxKeys, c.evAggregated,
 		c.slotOK, c.slotSerial, c.slotFloor, c.slotPending, c.slotPendingSince, c.slotRollback, c.slotBad, c.policyNotAfter,
+		c.upd.ok, c.upd.current, c.upd.available, c.upd.position, c.upd.waveOpen, c.upd.channelSerial,
+		c.upd.channelExpiry, c.upd.lastCheck, c.upd.lastResult, c.upd.held, c.upd.pinned, c.upd.installs, c.upd.rollbacks,
 	} {
 		ch <- d
 	}
@@ -193,6 +197,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.slotRollback, unixSeconds(sl.LastRollback))
 		}
 		gauge(c.slotBad, float64(sl.Bad))
+	}
+	if s.Update != nil || s.UpdateErr != nil {
+		gauge(c.upd.ok, bool01(s.Update != nil))
+	}
+	if u := s.Update; u != nil {
+		c.upd.collect(u, gauge, counter)
 	}
 }
 

@@ -52,6 +52,10 @@ func referenceSnapshot() Snapshot {
 		},
 		Slots: &Slots{ActiveSerial: 3, Floor: 2, Pending: true, PendingSince: time.Unix(1700000100, 0),
 			LastRollback: time.Unix(1700000000, 0), Bad: 1},
+		Update: &Update{Current: "1.1.0", Available: "1.2.0", Position: 0.0421, WaveOpen: true,
+			ChannelSerial: 7, ChannelExpires: time.Unix(1700600000, 0), LastCheck: time.Unix(1700000200, 0),
+			LastResult: "available", Held: false, Pin: "1.2.0",
+			Releases: []UpdateRelease{{Version: "1.1.0", Installs: 1}, {Version: "1.0.9", Installs: 1, Rollbacks: 1}}},
 	}
 }
 

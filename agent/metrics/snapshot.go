@@ -24,6 +24,35 @@ type Snapshot struct {
 	// reading it failed (SlotsErr).
 	Slots    *Slots
 	SlotsErr error
+	// Update is the fleet updater's state, nil on a host without one or
+	// when reading it failed (UpdateErr).
+	Update    *Update
+	UpdateErr error
+}
+
+// Update is the fleet updater's state (agent/update) read at each scrape.
+type Update struct {
+	Current string
+	// Available is the newest release offered above Current ("" none),
+	// Position this host's place in its rollout, WaveOpen whether its
+	// wave has opened.
+	Available      string
+	Position       float64
+	WaveOpen       bool
+	ChannelSerial  uint64
+	ChannelExpires time.Time // zero before the first channel accepted
+	LastCheck      time.Time // zero before the first check
+	LastResult     string
+	Held           bool
+	Pin            string
+	Releases       []UpdateRelease
+}
+
+// UpdateRelease is what the updater did with one release.
+type UpdateRelease struct {
+	Version   string
+	Installs  uint64
+	Rollbacks uint64
 }
 
 // Slots is the slot state the agent reads from state.json at each scrape.

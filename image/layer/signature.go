@@ -113,3 +113,9 @@ func checkSignature(ring keys.Ring, manifest, sidecar []byte) (string, error) {
 	}
 	return s.KeyID, nil
 }
+
+// VerifySignature verifies sidecar (the format Sign writes) over data with
+// a key of ring and returns the key ID. Channels use the same sidecar.
+func VerifySignature(ring keys.Ring, data, sidecar []byte) (string, error) {
+	return checkSignature(ring, data, sidecar)
+}
