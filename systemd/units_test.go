@@ -125,7 +125,8 @@ func TestDirectives(t *testing.T) {
 
 // baseUnits are the base OS's slot units (systemd/base), installed in
 // /etc/systemd/system where a layer cannot replace them.
-var baseUnits = []string{"aegisbpf-slot-activate.service", "aegisbpf-slot-probation.service", "aegisbpf-slot-rollback.service"}
+var baseUnits = []string{"aegisbpf-slot-activate.service", "aegisbpf-slot-probation.service", "aegisbpf-slot-rollback.service",
+	"aegisbpf-update.service", "aegisbpf-update.timer"}
 
 // TestVerifyBase verifies the slot units together with the layer's units
 // and the base's drop-in for the agent, with the slot manager stubbed.
@@ -174,6 +175,8 @@ func TestVerifyBase(t *testing.T) {
 		"base/aegisbpf-slot-activate.service":   {"DefaultDependencies=no", "Before=sysinit.target aegisbpf.service", "ExecStart=/usr/libexec/aegisbpf/aegisbpf slot activate --boot", "WantedBy=sysinit.target"},
 		"base/aegisbpf-slot-probation.service":  {"Type=exec", "ExecStart=/usr/libexec/aegisbpf/aegisbpf slot probation"},
 		"base/aegisbpf-slot-rollback.service":   {"ExecStart=/usr/libexec/aegisbpf/aegisbpf slot rollback --auto"},
+		"base/aegisbpf-update.service":          {"Type=oneshot", "EnvironmentFile=/etc/aegisbpf/update.env", "ExecStart=/usr/libexec/aegisbpf/aegisbpf update apply"},
+		"base/aegisbpf-update.timer":            {"RandomizedDelaySec=", "OnUnitActiveSec=", "WantedBy=timers.target"},
 		"base/aegisbpf.service.d/10-slots.conf": {"OnFailure=aegisbpf-slot-rollback.service", "ExecStopPost=+/usr/libexec/aegisbpf/aegisbpf slot agent-stopped"},
 	} {
 		b, err := os.ReadFile(file)
