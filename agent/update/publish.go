@@ -122,9 +122,8 @@ func Publish(ctx context.Context, c *Channel, key ed25519.PrivateKey, out Output
 		return err
 	}
 	if out.OCI != "" {
-		blobs := []blob{{ChannelFile, MediaTypeChannel, data}, {ChannelSignatureFile, MediaTypeChannelSig, sig}}
-		if _, err := pushArtifact(ctx, repo, ArtifactTypeChannel, blobs, c.Name); err != nil {
-			return fmt.Errorf("channel %s: %w", c.Name, err)
+		if err := PushChannel(ctx, repo, c.Name, data, sig); err != nil {
+			return err
 		}
 	}
 	if out.Dir != "" {
@@ -196,4 +195,14 @@ func copyChecked(src, dst string, f File) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// PushChannel pushes a signed channel edition (its file and signature,
+// as they are) to repo at tag.
+func PushChannel(ctx context.Context, repo name.Repository, tag string, data, sig []byte) error {
+	blobs := []blob{{ChannelFile, MediaTypeChannel, data}, {ChannelSignatureFile, MediaTypeChannelSig, sig}}
+	if _, err := pushArtifact(ctx, repo, ArtifactTypeChannel, blobs, tag); err != nil {
+		return fmt.Errorf("channel %s: %w", tag, err)
+	}
+	return nil
 }

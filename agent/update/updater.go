@@ -215,7 +215,9 @@ func plan(s *State, c *Channel, inst Installed, machineID string, now time.Time)
 		current = "nothing"
 	}
 	switch {
-	case s.Pin != "" && p.Target == nil && s.Pin != inst.Version:
+	case s.Pin != "" && p.Target == nil && s.Pin == inst.Version:
+		p.Result, p.Detail = ResultUpToDate, fmt.Sprintf("pinned to %s, which runs", s.Pin)
+	case s.Pin != "" && p.Target == nil:
 		p.Result, p.Detail = ResultWaiting, fmt.Sprintf("pinned to %s, which channel %s (serial %d) does not offer above %s", s.Pin, c.Name, c.Serial, current)
 	case p.Target != nil && s.Hold:
 		p.Result, p.Detail = ResultHeld, fmt.Sprintf("held: %s would install %s", current, p.Target.Version)

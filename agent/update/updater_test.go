@@ -85,6 +85,9 @@ func TestHoldAndPin(t *testing.T) {
 	if p, err := u2.Apply(t.Context()); err != nil || p.Target == nil || len(h2.activated) != 1 {
 		t.Fatalf("pinned: %v %+v %v", err, p, h2.activated)
 	}
+	if p, err := u2.Check(t.Context()); err != nil || p.Result != ResultUpToDate || !strings.Contains(p.Detail, "pinned to 1.1.0, which runs") {
+		t.Fatalf("pinned, at the pin: %v %+v", err, p)
+	}
 	// Pinned to a version the channel lacks: waits, whatever the waves say.
 	u3, h3 := f.updater(t, machineIn(t, "1.1.0", 0.05, true))
 	must(t, u3.Pin(t.Context(), "9.9.9"))
