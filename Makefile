@@ -75,10 +75,14 @@ fuzz: ## run each fuzz target for FUZZTIME (seed corpora always run in test-unit
 test-kernel: deps ## real BPF LSM tests in qemu on the 6.1 and 6.12 kernels
 	go run ./tests/vm/cmd/vmtest -kernels all
 
+.PHONY: test-fleet
+test-fleet: deps ## fleet simulation: 1,000 updater processes, a real OCI registry, nginx and Prometheus; waves, gate, halt, replay
+	AEGISBPF_FLEET=1 go test -count=1 -timeout 10m -v ./tests/fleet/...
+
 .PHONY: test
-test: deps ## everything CI runs: lint, check-generate, unit, ops (promtool, docs drift), fuzz, kernel tests, e2e appliance tests
+test: deps ## everything CI runs: lint, check-generate, unit, ops (promtool, docs drift), fuzz, fleet simulation, kernel tests, e2e appliance tests
 	@export STAGE_LOG=$$(mktemp) && trap 'rm -f "$$STAGE_LOG"' EXIT && \
-	rc=0; for s in lint check-generate test-unit test-ops fuzz test-kernel test-e2e; do \
+	rc=0; for s in lint check-generate test-unit test-ops fuzz test-fleet test-kernel test-e2e; do \
 		$(STAGE) $$s $(MAKE) --no-print-directory $$s || { rc=1; break; }; \
 	done; \
 	echo; echo "make test: stage times"; cat "$$STAGE_LOG"; \

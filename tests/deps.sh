@@ -9,7 +9,8 @@ PACKAGES=(
 	kmod xz-utils zstd cpio file          # kernel module deps, decompression
 	erofs-utils cryptsetup-bin            # image layer (erofs, dm-verity)
 	mmdebstrap debian-archive-keyring e2fsprogs  # appliance base root
-	prometheus                            # promtool
+	prometheus                            # promtool, and the server for make test-fleet
+	docker-registry nginx-light           # fleet simulation (make test-fleet): OCI registry, static HTTP
 	ca-certificates git make
 )
 

@@ -79,6 +79,16 @@ func fetchFile(ctx context.Context, src Source, r *Release, f File, dir string) 
 	if err != nil {
 		return err
 	}
+	if have == f.Size { // complete but not renamed: an earlier run stopped there
+		if sum := hex.EncodeToString(h.Sum(nil)); sum == f.SHA256 {
+			return finish(out, part, final)
+		}
+		if err := out.Truncate(0); err != nil {
+			return err
+		}
+		h.Reset()
+		have = 0
+	}
 	body, start, err := src.Open(ctx, r, f, have)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errFetch, err)
@@ -111,6 +121,11 @@ func fetchFile(ctx context.Context, src Source, r *Release, f File, dir string) 
 		os.Remove(part)
 		return fmt.Errorf("%w: sha256 %s, the channel says %s (download discarded)", ErrDigest, sum, f.SHA256)
 	}
+	return finish(out, part, final)
+}
+
+// finish syncs a complete, checked download and gives it its name.
+func finish(out *os.File, part, final string) error {
 	if err := out.Sync(); err != nil {
 		return err
 	}

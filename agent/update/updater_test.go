@@ -263,3 +263,20 @@ func TestStateRefusesGarbage(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletePartFinished: a download complete but not yet renamed (the
+// run stopped between the two) is checked and kept, not fetched again
+// (a range from its end gets 416 from registries).
+func TestCompletePartFinished(t *testing.T) {
+	f := newFixture(t)
+	u, h := f.updater(t, machineIn(t, "1.1.0", 0.05, true))
+	dir := filepath.Join(u.Dir, stagingDir, "1.1.0")
+	must(t, os.MkdirAll(dir, 0o700))
+	name := "aegisbpf_1.1.0.erofs"
+	data, err := os.ReadFile(filepath.Join(f.dir, "releases", "1.1.0", name))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, name+".part"), data, 0o600))
+	if _, err := u.Apply(t.Context()); err != nil || len(h.activated) != 1 {
+		t.Fatalf("apply: %v, activated %v", err, h.activated)
+	}
+}
