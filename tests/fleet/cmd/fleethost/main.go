@@ -56,7 +56,9 @@ func main() {
 
 // source is the metrics source: the updater's state and a host that is
 // always enforcing (the stand-in has no agent).
-type source struct{ read func() (*metrics.Update, error) }
+type source struct {
+	read func() (*metrics.Update, error)
+}
 
 func (s source) Snapshot() metrics.Snapshot {
 	snap := metrics.Snapshot{Agent: metrics.Agent{Enforcing: true}}
