@@ -108,6 +108,15 @@ test('a slot pending for more than 15 minutes', '1m',
 test('slot state unreadable for 5 minutes', '1m',
      [s('aegisbpf_slot_state_ok', {'instance': 'h1'}, '0x10'), s('aegisbpf_slot_state_ok', {'instance': 'h2'}, '1x10')],
      [('4m', 'AegisBPFSlotStateUnreadable', []), ('6m', 'AegisBPFSlotStateUnreadable', [alert('AegisBPFSlotStateUnreadable', h1)])])
+test('a refused update channel alerts at once; a host waiting for its wave does not', '1m',
+     [s('aegisbpf_update_last_check_result', {'instance': 'h1', 'result': 'replayed'}, '1x10'),
+      s('aegisbpf_update_last_check_result', {'instance': 'h2', 'result': 'waiting'}, '1x10')],
+     [('1m', 'AegisBPFUpdateChannelRefused', [alert('AegisBPFUpdateChannelRefused', L(h1, result='replayed'))])])
+test('an update channel that expires within a day', '5m',
+     [s('aegisbpf_update_channel_expiry_timestamp_seconds', {'instance': 'h1'}, f'{30*3600}x120'),
+      s('aegisbpf_update_channel_expiry_timestamp_seconds', {'instance': 'h2'}, f'{300*3600}x120')],
+     [('5h', 'AegisBPFUpdateChannelExpiring', []),
+      ('8h', 'AegisBPFUpdateChannelExpiring', [alert('AegisBPFUpdateChannelExpiring', h1, '22h 0m 0s')])])
 test('blocks at more than three times the rate of the hour before; a steady audit rate does not alert, for 10 minutes', '1m',
      [s('aegisbpf_decisions_total', {'instance': 'h1', 'hook': 'file_open', 'action': 'deny'}, '0+30x70 2100+300x20'),
       s('aegisbpf_decisions_total', {'instance': 'h1', 'hook': 'exec', 'action': 'allow'}, '0+600x90'),
