@@ -215,7 +215,7 @@ func runChannelAdvance(ctx context.Context, env *Env, args []string) error {
 	o := update.DefaultGate
 	fs.Float64Var(&o.MaxRollbackRatio, "max-rollback-ratio", o.MaxRollbackRatio, "halt when rollbacks / installs of the release exceed this")
 	fs.IntVar(&o.MaxNotEnforcing, "max-not-enforcing", o.MaxNotEnforcing, "halt when more hosts running the release than this are not enforcing")
-	fs.Float64Var(&o.MinUpdated, "min-updated", o.MinUpdated, "open the next wave only when this share of the open waves' hosts runs the release")
+	fs.Float64Var(&o.MinUpdated, "min-updated", o.MinUpdated, "open the next wave only when this share of the fleet checked the current edition and this share of the open waves' hosts runs the release")
 	fs.DurationVar(&o.Bake, "bake", o.Bake, "and only this long after the last wave opened")
 	if err := ParseFlags(fs, args); err != nil {
 		return err
@@ -232,7 +232,7 @@ func runChannelAdvance(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	now := time.Now()
-	h, err := update.ReadHealth(ctx, &update.Prometheus{Address: *prom, Client: update.DefaultClient()}, v)
+	h, err := update.ReadHealth(ctx, &update.Prometheus{Address: *prom, Client: update.DefaultClient()}, v, c.Serial)
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,9 @@ type GateOptions struct {
 	// MaxNotEnforcing halts it when more hosts running it than this do
 	// not report enforcement_active 1.
 	MaxNotEnforcing int
-	// MinUpdated: the next wave opens only when this share of the hosts
-	// the open waves cover runs the release.
+	// MinUpdated: the next wave opens only when this share of the fleet
+	// has checked the current channel edition, and this share of the
+	// hosts whose wave is open (as they report it) runs the release.
 	MinUpdated float64
 	// Bake: and only this long after the last wave opened.
 	Bake time.Duration
@@ -34,7 +35,9 @@ var DefaultGate = GateOptions{MaxRollbackRatio: 0.01, MaxNotEnforcing: 0, MinUpd
 // Health is a release's fleet health as Prometheus reports it.
 type Health struct {
 	Fleet        int     // hosts reporting an updater (aegisbpf_update_state_ok)
+	Seen         int     // hosts that accepted the current channel edition (or a later one)
 	Running      int     // hosts whose current release it is
+	Waiting      int     // hosts whose wave of it is open and that do not run it yet
 	NotEnforcing int     // of those, hosts not reporting aegisbpf_enforcement_active 1
 	Installs     float64 // activations of it, fleet-wide
 	Rollbacks    float64 // rollbacks of it, fleet-wide
@@ -107,8 +110,9 @@ func (p *Prometheus) Query(ctx context.Context, q string) (float64, bool, error)
 	return v, true, nil
 }
 
-// ReadHealth asks Prometheus how release version fares.
-func ReadHealth(ctx context.Context, q Querier, version string) (Health, error) {
+// ReadHealth asks Prometheus how release version of channel edition
+// serial fares.
+func ReadHealth(ctx context.Context, q Querier, version string, serial uint64) (Health, error) {
 	v := strconv.Quote(version)
 	var h Health
 	ints := []struct {
@@ -116,7 +120,9 @@ func ReadHealth(ctx context.Context, q Querier, version string) (Health, error) 
 		q   string
 	}{
 		{&h.Fleet, `count(aegisbpf_update_state_ok)`},
+		{&h.Seen, fmt.Sprintf(`count(aegisbpf_update_channel_serial >= %d)`, serial)},
 		{&h.Running, `count(aegisbpf_update_current_info{version=` + v + `})`},
+		{&h.Waiting, `count(aegisbpf_update_wave_open{version=` + v + `} == 1)`},
 		{&h.NotEnforcing, `count(aegisbpf_update_current_info{version=` + v + `} unless on(instance) aegisbpf_enforcement_active == 1)`},
 	}
 	for _, x := range ints {
@@ -169,13 +175,15 @@ func Decide(r *Release, h Health, o GateOptions, now time.Time) Decision {
 		d.Action, d.Reason = GateWait, fmt.Sprintf("wave %d of %s opens at %s", opened+1, r.Version, r.Waves[opened].From.Format(time.RFC3339))
 		return d
 	}
-	open := 0.0
-	if opened > 0 {
-		open = r.Waves[opened-1].Fraction
+	// Hosts say whether their wave is open once they have checked the
+	// current edition; the share of hosts a fraction covers varies with
+	// the machine ids, so the count comes from the hosts, not the fraction.
+	if want := int(math.Ceil(o.MinUpdated * float64(h.Fleet))); h.Seen < want {
+		d.Action, d.Reason = GateWait, fmt.Sprintf("%d of %d hosts have checked the current channel edition, %d wanted", h.Seen, h.Fleet, want)
+		return d
 	}
-	expected := int(math.Floor(open * float64(h.Fleet)))
-	if want := int(math.Ceil(o.MinUpdated * float64(expected))); h.Running < want {
-		d.Action, d.Reason = GateWait, fmt.Sprintf("%d hosts run %s, %d wanted (%.0f%% of the ~%d hosts its open waves cover)", h.Running, r.Version, want, o.MinUpdated*100, expected)
+	if want := int(math.Ceil(o.MinUpdated * float64(h.Running+h.Waiting))); h.Running < want {
+		d.Action, d.Reason = GateWait, fmt.Sprintf("%d hosts run %s and %d more are in its open waves; %d wanted (%.0f%%)", h.Running, r.Version, h.Waiting, want, o.MinUpdated*100)
 		return d
 	}
 	if opened > 0 {

@@ -22,11 +22,12 @@ func TestDecide(t *testing.T) {
 		action  string
 		reason  string
 	}{
-		{"healthy canary opens wave 2", first, Health{Fleet: 1000, Running: 50, Installs: 50}, o, GateOpen, "opening wave 2"},
-		{"one rollback in 50 halts", first, Health{Fleet: 1000, Running: 49, Installs: 50, Rollbacks: 1}, o, GateHalt, "rolled back"},
-		{"a host not enforcing halts", first, Health{Fleet: 1000, Running: 50, Installs: 50, NotEnforcing: 1}, o, GateHalt, "not enforcing"},
-		{"too few updated waits", first, Health{Fleet: 1000, Running: 40, Installs: 40}, o, GateWait, "45 wanted"},
-		{"baking waits", first, Health{Fleet: 1000, Running: 50, Installs: 50}, GateOptions{MinUpdated: 0.9, Bake: 2 * time.Hour}, GateWait, "baked"},
+		{"healthy canary opens wave 2", first, Health{Fleet: 1000, Seen: 1000, Running: 43, Installs: 43}, o, GateOpen, "opening wave 2"},
+		{"one rollback in 50 halts", first, Health{Fleet: 1000, Seen: 1000, Running: 49, Installs: 50, Rollbacks: 1}, o, GateHalt, "rolled back"},
+		{"a host not enforcing halts", first, Health{Fleet: 1000, Seen: 1000, Running: 50, Installs: 50, NotEnforcing: 1}, o, GateHalt, "not enforcing"},
+		{"hosts that have not checked wait", first, Health{Fleet: 1000, Seen: 800, Running: 40, Installs: 40}, o, GateWait, "800 of 1000 hosts have checked"},
+		{"too few updated waits", first, Health{Fleet: 1000, Seen: 1000, Running: 40, Waiting: 10, Installs: 40}, o, GateWait, "45 wanted"},
+		{"baking waits", first, Health{Fleet: 1000, Seen: 1000, Running: 50, Installs: 50}, GateOptions{MinUpdated: 0.9, Bake: 2 * time.Hour}, GateWait, "baked"},
 		{"scheduled wave waits", func() *Release {
 			r := first()
 			r.Waves[1].From = &later
