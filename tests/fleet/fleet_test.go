@@ -27,7 +27,8 @@ import (
 var (
 	hostCount = flag.Int("fleet.hosts", 1000, "updater processes in the simulation")
 	scrape    = flag.Duration("fleet.scrape", 2*time.Second, "Prometheus' scrape interval")
-	interval  = flag.Duration("fleet.interval", 5*time.Second, "each host's time between runs, and the most its random delay adds")
+	keep      = flag.Bool("fleet.keep", false, "keep the simulation's files (hosts, servers' logs) for a post-mortem")
+	interval  = flag.Duration("fleet.interval", 10*time.Second, "each host's time between runs, and the most its random delay adds")
 )
 
 // Versions of the simulation: every host runs v1; v2 is good; v3's
@@ -77,8 +78,8 @@ func TestFleet(t *testing.T) {
 	opened := time.Now()
 	s.cli(0, "channel", "publish", "--name", channelName, "--waves", "0.05,0.25,0.5,1", v2dir(s))
 	wave1 := s.expected(v2, 0.05)
-	s.waitWave(v2, wave1, time.Minute)
-	s.waitQuery(`count(aegisbpf_update_channel_serial == 1)`, float64(len(s.hosts)), time.Minute)
+	s.waitWave(v2, wave1, 90*time.Second)
+	s.waitQuery(`count(aegisbpf_update_channel_serial == 1)`, float64(len(s.hosts)), 90*time.Second)
 	s.checkActivations(v2, wave1, "wave 1")
 	s.timeline(v2, wave1, nil, opened, "wave 1 (5%)")
 	firstEdition, firstSig := s.readChannel()
@@ -93,7 +94,7 @@ func TestFleet(t *testing.T) {
 	out = s.cli(3, "channel", "advance", "--prometheus", s.prom.URL, "--bake", "0s")
 	s.log("channel advance right after: %s", firstLine(out))
 	wave2 := s.expected(v2, 0.25)
-	s.waitWave(v2, wave2, time.Minute)
+	s.waitWave(v2, wave2, 90*time.Second)
 	s.checkActivations(v2, wave2, "wave 2")
 	s.timeline(v2, wave2, wave1, opened, "wave 2 (25%)")
 
@@ -115,7 +116,7 @@ func TestFleet(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 	}
-	s.waitQuery(`count(aegisbpf_update_channel_serial == 4)`, float64(len(s.hosts)), time.Minute)
+	s.waitQuery(`count(aegisbpf_update_channel_serial == 4)`, float64(len(s.hosts)), 90*time.Second)
 	everyone := time.Now()
 	time.Sleep(*scrape + 2**interval) // one more run of every host
 	tried := s.activated(v3)
@@ -137,7 +138,7 @@ func TestFleet(t *testing.T) {
 	// is refused by every host.
 	s.serveChannel(firstEdition, firstSig)
 	replayed := time.Now()
-	s.waitQuery(`count(aegisbpf_update_last_check_result{result="replayed"})`, float64(len(s.hosts)), time.Minute)
+	s.waitQuery(`count(aegisbpf_update_last_check_result{result="replayed"})`, float64(len(s.hosts)), 90*time.Second)
 	s.waitQuery(`count(aegisbpf_update_channel_serial == 4)`, float64(len(s.hosts)), 10*time.Second)
 	s.log("replayed serial 1: refused by all %d hosts within %s; every host still holds serial 4",
 		len(s.hosts), time.Since(replayed).Round(100*time.Millisecond))
@@ -159,6 +160,13 @@ func (s *sim) log(format string, args ...any) {
 
 func newSim(t *testing.T) *sim {
 	s := &sim{t: t, ctx: t.Context(), work: t.TempDir(), start: time.Now(), layers: map[string]string{}}
+	if *keep {
+		var err error
+		if s.work, err = os.MkdirTemp("", "aegisbpf-fleet-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("keeping the simulation's files in %s", s.work)
+	}
 	raiseFileLimit(t)
 	repo, err := e2e.RepoRoot()
 	if err != nil {
@@ -208,7 +216,9 @@ func newSim(t *testing.T) *sim {
 		if root, err = os.MkdirTemp("/dev/shm", "aegisbpf-fleet-"); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.RemoveAll(root) })
+		if !*keep {
+			t.Cleanup(func() { os.RemoveAll(root) })
+		}
 	}
 	t.Cleanup(s.stopHosts)
 	for i := range *hostCount {
@@ -261,7 +271,7 @@ func newSim(t *testing.T) *sim {
 	if err := s.prom.WaitTargets(ctx, len(targets)); err != nil {
 		t.Fatal(err)
 	}
-	s.waitQuery(`count(aegisbpf_update_state_ok == 1)`, float64(len(s.hosts)), time.Minute)
+	s.waitQuery(`count(aegisbpf_update_state_ok == 1)`, float64(len(s.hosts)), 90*time.Second)
 	return s
 }
 

@@ -96,6 +96,8 @@ func run(ctx context.Context, c config) error {
 	if err := atomicfile.Write(c.portFile, []byte(port+"\n"), 0o644); err != nil {
 		return err
 	}
+	var lastSerial uint64
+	var lastResult string
 	for {
 		delay := c.interval + time.Duration(rand.Int64N(int64(c.jitter)+1))
 		select {
@@ -103,9 +105,16 @@ func run(ctx context.Context, c config) error {
 			return ctx.Err()
 		case <-time.After(delay):
 		}
-		if _, err := u.Apply(ctx); err != nil && ctx.Err() == nil {
-			// The state records the result; the log keeps the detail.
-			fmt.Fprintf(os.Stderr, "%s %v\n", time.Now().UTC().Format(time.RFC3339Nano), err)
+		p, err := u.Apply(ctx)
+		now := time.Now().UTC().Format(time.RFC3339Nano)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			fmt.Fprintf(os.Stderr, "%s %v\n", now, err)
+		case p != nil && (p.Channel.Serial != lastSerial || p.Result != lastResult):
+			// A line when the edition or the outcome changes, for the
+			// simulation's post-mortems.
+			lastSerial, lastResult = p.Channel.Serial, p.Result
+			fmt.Fprintf(os.Stderr, "%s channel serial %d: %s\n", now, p.Channel.Serial, p.Detail)
 		}
 	}
 }
