@@ -48,7 +48,7 @@ func (f *updateFlags) register(fs *flag.FlagSet) {
 // updater builds the Updater the flags describe; hold and pin need no
 // channel (needChannel false).
 func (f *updateFlags) updater(env *Env, needChannel bool) (*update.Updater, error) {
-	u := &update.Updater{Dir: f.dir, Out: env.Stdout, Reserve: f.reserve, LockWait: f.lockWait}
+	u := &update.Updater{Dir: f.dir, Out: env.Stdout, Reserve: f.reserve, LockWait: f.lockWait, RetryDelay: 2 * time.Second}
 	if !needChannel {
 		return u, nil
 	}

@@ -21,7 +21,7 @@ var ErrSpace = errors.New("not enough free space")
 
 // errFetch marks a download cut short or refused by the server: the next
 // run resumes it.
-var errFetch = errors.New("download failed")
+var errFetch = errors.New("fetch failed")
 
 // stage downloads r's files into dir: each to name.part, resumed from
 // where an earlier run stopped, checked against the channel's size and

@@ -56,6 +56,9 @@ type Updater struct {
 	// Reserve is free space kept beyond a release's download and slot copy.
 	Reserve  int64
 	LockWait time.Duration
+	// RetryDelay is the pause before fetching a channel again whose
+	// signature did not verify.
+	RetryDelay time.Duration
 }
 
 // DefaultReserve is the free space an update leaves on /var beyond the
@@ -158,11 +161,20 @@ func (u *Updater) check(ctx context.Context, s *State) (*Plan, error) {
 			rec.Bad = "rolled back by the slots"
 		}
 	}
-	data, sig, err := u.Source.Channel(ctx)
-	if err != nil {
-		return fail(ResultFetch, fmt.Errorf("fetching the channel from %s: %w", u.Source, err))
+	c, seen, err := u.fetchChannel(ctx, now, s.Channel)
+	if errors.Is(err, ErrSignature) {
+		// A static tree is two files: a publisher between its two writes
+		// gives a signature of the other edition. Once more, a bit later.
+		select {
+		case <-ctx.Done():
+			return fail(ResultFetch, ctx.Err())
+		case <-time.After(u.RetryDelay):
+		}
+		c, seen, err = u.fetchChannel(ctx, now, s.Channel)
 	}
-	c, seen, err := VerifyChannel(data, sig, u.Ring, now, s.Channel)
+	if errors.Is(err, errFetch) {
+		return fail(ResultFetch, err)
+	}
 	if err != nil {
 		return fail(resultOf(err), fmt.Errorf("channel from %s refused: %w", u.Source, err))
 	}
@@ -284,6 +296,16 @@ func (u *Updater) apply(ctx context.Context, s *State, p *Plan) error {
 	s.LastCheck = &Check{Time: u.now().UTC(), Result: ResultInstalled, Detail: fmt.Sprintf("%s installed and kept: %s", r.Version, out.Detail)}
 	u.say("%s", s.LastCheck.Detail)
 	return nil
+}
+
+// fetchChannel fetches and verifies the channel; a fetch failure wraps
+// errFetch.
+func (u *Updater) fetchChannel(ctx context.Context, now time.Time, last *Seen) (*Channel, *Seen, error) {
+	data, sig, err := u.Source.Channel(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: fetching the channel from %s: %w", errFetch, u.Source, err)
+	}
+	return VerifyChannel(data, sig, u.Ring, now, last)
 }
 
 // resultOf names an error's kind for the state's last check.

@@ -280,3 +280,26 @@ func TestCompletePartFinished(t *testing.T) {
 		t.Fatalf("apply: %v, activated %v", err, h.activated)
 	}
 }
+
+// TestSignatureRetried: a static tree caught between its two writes (a
+// signature of another edition) is fetched once more before refusing.
+func TestSignatureRetried(t *testing.T) {
+	f := newFixture(t)
+	_, oldSig := readTree(t, f.dir)
+	f.republish(t, func(*Channel) {})
+	var served atomic.Int32
+	files := http.FileServer(http.Dir(f.dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/"+ChannelSignatureFile && served.Add(1) == 1 {
+			w.Write(oldSig)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	f.srv = srv
+	u, h := f.updater(t, machineIn(t, "1.1.0", 0.05, true))
+	if _, err := u.Apply(t.Context()); err != nil || len(h.activated) != 1 || served.Load() != 2 {
+		t.Fatalf("apply: %v, activated %v, %d signature fetches", err, h.activated, served.Load())
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aegisbpf/aegisbpf/agent/atomicfile"
 	"github.com/aegisbpf/aegisbpf/agent/update"
 	"github.com/aegisbpf/aegisbpf/image/layer/layertest"
 	"github.com/aegisbpf/aegisbpf/tests/e2e"
@@ -417,8 +418,8 @@ func (s *sim) readChannel() ([]byte, []byte) {
 // serveChannel puts an edition, as it is, on nginx and the registry.
 func (s *sim) serveChannel(data, sig []byte) {
 	s.t.Helper()
-	must(s.t, os.WriteFile(filepath.Join(s.pub, update.ChannelSignatureFile), sig, 0o644))
-	must(s.t, os.WriteFile(filepath.Join(s.pub, update.ChannelFile), data, 0o644))
+	must(s.t, atomicfile.Write(filepath.Join(s.pub, update.ChannelSignatureFile), sig, 0o644))
+	must(s.t, atomicfile.Write(filepath.Join(s.pub, update.ChannelFile), data, 0o644))
 	repo, err := nameRepository(s.reg.Addr + "/aegisbpf")
 	must(s.t, err)
 	must(s.t, update.PushChannel(s.ctx, repo, channelName, data, sig))

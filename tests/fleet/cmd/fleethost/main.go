@@ -81,7 +81,7 @@ func run(ctx context.Context, c config) error {
 	}
 	updDir := filepath.Join(c.dir, "update")
 	u := &update.Updater{Dir: updDir, Source: src, Ring: ring, MachineID: c.machineID,
-		Host: fleet.StandInActivation{Dir: c.dir, Fail: failing}, Reserve: 1 << 20}
+		Host: fleet.StandInActivation{Dir: c.dir, Fail: failing}, Reserve: 1 << 20, RetryDelay: time.Second}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(source{update.MetricsReader(updDir)}, metrics.BuildInfo{Version: "fleethost"}))
