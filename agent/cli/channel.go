@@ -62,6 +62,16 @@ func (f *channelFlags) check() (ed25519.PrivateKey, error) {
 
 func (f *channelFlags) outputs() update.Outputs { return update.Outputs{Dir: f.dir, OCI: f.oci} }
 
+// publishNext signs and publishes the edition after c that carries
+// decision d on release v.
+func (f *channelFlags) publishNext(ctx context.Context, key ed25519.PrivateKey, c *update.Channel, v string, d update.Decision, now time.Time) (*update.Channel, error) {
+	n, err := update.Next(c, v, d, now, f.ttl)
+	if err != nil {
+		return nil, err
+	}
+	return n, update.Publish(ctx, n, key, f.outputs(), nil)
+}
+
 // previous reads the current edition: --from, else --dir's channel.json;
 // nil when neither exists (the first edition).
 func (f *channelFlags) previous() (*update.Channel, error) {
@@ -244,11 +254,8 @@ func runChannelAdvance(ctx context.Context, env *Env, args []string) error {
 	case update.GateDone:
 		return nil
 	}
-	n, err := update.Next(c, v, d, now, f.ttl)
+	n, err := f.publishNext(ctx, key, c, v, d, now)
 	if err != nil {
-		return err
-	}
-	if err := update.Publish(ctx, n, key, f.outputs(), nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "channel %s serial %d published\n", n.Name, n.Serial)
@@ -278,11 +285,8 @@ func runChannelHalt(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := update.Next(c, v, update.Decision{Action: update.GateHalt, Reason: *reason}, time.Now(), f.ttl)
+	n, err := f.publishNext(ctx, key, c, v, update.Decision{Action: update.GateHalt, Reason: *reason}, time.Now())
 	if err != nil {
-		return err
-	}
-	if err := update.Publish(ctx, n, key, f.outputs(), nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "release %s halted; channel %s serial %d published\n", v, n.Name, n.Serial)

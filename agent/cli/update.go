@@ -94,20 +94,16 @@ func parseUpdate(env *Env, name, usage string, args []string, nargs int, extra f
 }
 
 func runUpdateCheck(ctx context.Context, env *Env, args []string) error {
-	f, _, err := parseUpdate(env, "update check", "aegisbpf update check [--channel LOCATION]", args, 0, nil)
-	if err != nil {
-		return err
-	}
-	u, err := f.updater(env, true)
-	if err != nil {
-		return err
-	}
-	_, err = u.Check(ctx)
-	return err
+	return runUpdate(ctx, env, args, "check", (*update.Updater).Check)
 }
 
 func runUpdateApply(ctx context.Context, env *Env, args []string) error {
-	f, _, err := parseUpdate(env, "update apply", "aegisbpf update apply [--channel LOCATION]", args, 0, nil)
+	return runUpdate(ctx, env, args, "apply", (*update.Updater).Apply)
+}
+
+// runUpdate runs check or apply against the channel.
+func runUpdate(ctx context.Context, env *Env, args []string, verb string, run func(*update.Updater, context.Context) (*update.Plan, error)) error {
+	f, _, err := parseUpdate(env, "update "+verb, "aegisbpf update "+verb+" [--channel LOCATION]", args, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -115,7 +111,7 @@ func runUpdateApply(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = u.Apply(ctx)
+	_, err = run(u, ctx)
 	return err
 }
 
