@@ -12,7 +12,7 @@ GO_LDFLAGS  := -s -w -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Version=$(V
                -X github.com/aegisbpf/aegisbpf/agent/buildinfo.Commit=$(COMMIT)
 FUZZTIME    ?= 10s
 # package:FuzzName pairs run by `make fuzz`.
-FUZZ_TARGETS ?= ./policy:FuzzParse ./policy/sign:FuzzEnvelope ./agent/events:FuzzDecode ./image/layer:FuzzParseManifest ./image/layer:FuzzParseSignature ./image/layer:FuzzParseVeritySuperblock ./agent/audit:FuzzReadJournal
+FUZZ_TARGETS ?= ./policy:FuzzParse ./policy/sign:FuzzEnvelope ./agent/events:FuzzDecode ./image/layer:FuzzParseManifest ./image/layer:FuzzParseSignature ./image/layer:FuzzParseVeritySuperblock ./agent/audit:FuzzReadJournal ./agent/update:FuzzParseChannel
 STAGE       := tests/stage.sh
 
 export CGO_ENABLED := 0
