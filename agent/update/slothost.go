@@ -43,7 +43,8 @@ func (h SlotHost) Installed(ctx context.Context) (Installed, error) {
 }
 
 // Activate installs, switches and activates the staged release and waits
-// until the slot is marked good or rolled back.
+// until the slot is marked good, or rolled back and the good slot active
+// again (the rollback unit re-activates it after the slot is marked bad).
 func (h SlotHost) Activate(ctx context.Context, dir string, r *Release) (Outcome, error) {
 	m := h.Slots
 	if err := m.Install(ctx, dir); err != nil {
@@ -73,7 +74,8 @@ func (h SlotHost) Activate(ctx context.Context, dir string, r *Release) (Outcome
 			if sl == nil || sl.Version != r.Version {
 				continue
 			}
-			if sl.Bad != "" {
+			if sl.Bad != "" && st.Active != n {
+				// Rolled back, and the good slot runs again.
 				return Outcome{Detail: sl.Bad}, nil
 			}
 			if st.Good == n && st.Pending == "" && st.Active == n {

@@ -58,6 +58,23 @@ func BuildT(t testing.TB, cfg appliance.Config) *appliance.Appliance {
 // when t ends; if t failed, the console's tail goes to the test log first.
 func StartT(t testing.TB, a *appliance.Appliance, cfg Config) *VM {
 	t.Helper()
+	vm := LaunchT(t, a, cfg)
+	wait := cfg.Timeout
+	if wait == 0 {
+		wait = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if _, err := vm.WaitReady(ctx); err != nil {
+		t.Fatalf("booting the appliance: %v", err)
+	}
+	return vm
+}
+
+// LaunchT starts a VM on a like StartT but returns without waiting for
+// its guest, so that several boot at once.
+func LaunchT(t testing.TB, a *appliance.Appliance, cfg Config) *VM {
+	t.Helper()
 	cfg.Appliance = a
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "e2e-")
@@ -86,15 +103,6 @@ func StartT(t testing.TB, a *appliance.Appliance, cfg Config) *VM {
 		}
 		vm.Close()
 	})
-	wait := cfg.Timeout
-	if wait == 0 {
-		wait = DefaultTimeout
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), wait)
-	defer cancel()
-	if _, err := vm.WaitReady(ctx); err != nil {
-		t.Fatalf("booting the appliance: %v", err)
-	}
 	return vm
 }
 

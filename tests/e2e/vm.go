@@ -51,7 +51,23 @@ type Config struct {
 	Interactive bool
 	// Log receives driver events (boots, resets); nil discards them.
 	Log *slog.Logger
+	// UserNet gives the guest one virtio NIC on qemu's user-mode network
+	// (slirp, no privileges on the host), MAC UserNetMAC; UpUserNet
+	// configures it in the guest. The guest then reaches the host's
+	// loopback at UserNetHost, so every service listening on the host's
+	// 127.0.0.1 (the test's registry, and anything else) and, through
+	// qemu's NAT, whatever the host can reach. Nothing on the host can
+	// reach the guest: no port is forwarded. Off by default: the
+	// appliance has no network.
+	UserNet bool
 }
+
+// The guest side of Config.UserNet: qemu's defaults for its user network.
+const (
+	UserNetMAC   = "52:54:00:ae:91:01"
+	UserNetHost  = "10.0.2.2"     // the host's loopback, as the guest sees it
+	UserNetGuest = "10.0.2.15/24" // the guest's address
+)
 
 // resetBurst is how close RESET events must follow each other to count as
 // one reset.
@@ -222,7 +238,13 @@ func qemuArgs(cfg Config, varDisk, ctlSock, qmpSock string) []string {
 	if accel == "tcg" {
 		accel = "tcg,thread=single"
 	}
-	return []string{
+	var net []string
+	if cfg.UserNet {
+		// restrict=off: with restrict=on slirp drops the guest's packets
+		// to the host too, UserNetHost included.
+		net = []string{"-netdev", "user,id=n0,restrict=off", "-device", "virtio-net-pci,netdev=n0,mac=" + UserNetMAC}
+	}
+	return append([]string{
 		"-accel", accel, "-cpu", "max", "-smp", fmt.Sprint(cfg.CPUs), "-m", fmt.Sprint(cfg.MemoryMB),
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", serial,
 		"-kernel", a.Path(a.Kernel), "-initrd", a.Path(a.Initrd), "-append", cmdline,
@@ -233,7 +255,32 @@ func qemuArgs(cfg Config, varDisk, ctlSock, qmpSock string) []string {
 		"-chardev", "socket,id=ctl,path=" + ctlSock + ",server=on,wait=off",
 		"-device", "virtserialport,bus=vser0.0,chardev=ctl,name=" + portName,
 		"-qmp", "unix:" + qmpSock + ",server=on,wait=off",
+	}, net...)
+}
+
+// UpUserNet brings up the guest's Config.UserNet interface with
+// UserNetGuest, waiting up to limit for udev to load virtio_net and
+// name it, and returns the interface's name. UserNetHost is on its
+// subnet, so no route is needed; there is no default route and no DNS.
+func (v *VM) UpUserNet(ctx context.Context, limit time.Duration) (string, error) {
+	if !v.cfg.UserNet {
+		return "", errors.New("e2e: UpUserNet on a VM started without Config.UserNet")
 	}
+	script := fmt.Sprintf(`end=$(($(date +%%s) + %d))
+while :; do
+	for d in /sys/class/net/*; do
+		[ "$(cat "$d/address")" = %s ] && dev=${d##*/}
+	done
+	[ -n "${dev:-}" ] && break
+	[ "$(date +%%s)" -lt "$end" ] || { echo "no interface with MAC %[2]s; have: $(ls /sys/class/net)" >&2; exit 1; }
+	sleep 0.2
+done
+ip link set dev "$dev" up && ip addr replace %s dev "$dev" && echo "$dev"`, int(limit.Seconds()+0.5), UserNetMAC, UserNetGuest)
+	out, err := v.Run(ctx, script)
+	if err != nil {
+		return "", fmt.Errorf("configuring the user network: %w", err)
+	}
+	return strings.TrimSpace(out), nil
 }
 
 // connect dials the control and QMP sockets qemu is creating.
