@@ -60,10 +60,10 @@ type Decision struct {
 	Wave int
 }
 
-// Querier runs an instant PromQL query whose result is one number; ok is
-// false for an empty result.
+// Querier runs an instant PromQL query at a time whose result is one
+// number; ok is false for an empty result.
 type Querier interface {
-	Query(ctx context.Context, q string) (v float64, ok bool, err error)
+	Query(ctx context.Context, q string, at time.Time) (v float64, ok bool, err error)
 }
 
 // Prometheus queries a Prometheus server's HTTP API (/api/v1/query).
@@ -73,8 +73,9 @@ type Prometheus struct {
 }
 
 // Query implements Querier.
-func (p *Prometheus) Query(ctx context.Context, q string) (float64, bool, error) {
-	u := strings.TrimSuffix(p.Address, "/") + "/api/v1/query?" + url.Values{"query": {q}}.Encode()
+func (p *Prometheus) Query(ctx context.Context, q string, at time.Time) (float64, bool, error) {
+	params := url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	u := strings.TrimSuffix(p.Address, "/") + "/api/v1/query?" + params.Encode()
 	data, err := getSmall(ctx, p.Client, u, nil, 1<<20)
 	if err != nil {
 		return 0, false, fmt.Errorf("query %s: %w", q, err)
@@ -111,9 +112,11 @@ func (p *Prometheus) Query(ctx context.Context, q string) (float64, bool, error)
 }
 
 // ReadHealth asks Prometheus how release version of channel edition
-// serial fares.
+// serial fares, every query at the same instant (so that installs and
+// rollbacks come from the same scrapes).
 func ReadHealth(ctx context.Context, q Querier, version string, serial uint64) (Health, error) {
 	v := strconv.Quote(version)
+	at := time.Now()
 	var h Health
 	ints := []struct {
 		dst *int
@@ -126,7 +129,7 @@ func ReadHealth(ctx context.Context, q Querier, version string, serial uint64) (
 		{&h.NotEnforcing, `count(aegisbpf_update_current_info{version=` + v + `} unless on(instance) aegisbpf_enforcement_active == 1)`},
 	}
 	for _, x := range ints {
-		n, _, err := q.Query(ctx, x.q)
+		n, _, err := q.Query(ctx, x.q, at)
 		if err != nil {
 			return h, err
 		}
@@ -140,7 +143,7 @@ func ReadHealth(ctx context.Context, q Querier, version string, serial uint64) (
 		{&h.Rollbacks, `sum(aegisbpf_update_rollbacks_total{version=` + v + `})`},
 	}
 	for _, x := range floats {
-		n, _, err := q.Query(ctx, x.q)
+		n, _, err := q.Query(ctx, x.q, at)
 		if err != nil {
 			return h, err
 		}

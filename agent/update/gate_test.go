@@ -1,6 +1,9 @@
 package update
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +72,37 @@ func TestNext(t *testing.T) {
 	}
 	if _, err := Next(n, "9.9.9", d, f.now, time.Hour); err == nil {
 		t.Error("Next of a missing release succeeded")
+	}
+}
+
+func TestPrometheusQuery(t *testing.T) {
+	var gotTime string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotTime = r.URL.Query().Get("time")
+		switch r.URL.Query().Get("query") {
+		case "one":
+			io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000.5,"42"]}]}}`)
+		case "none":
+			io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+		case "two":
+			io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"1"]},{"value":[1,"2"]}]}}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"status":"error","error":"parse error"}`)
+		}
+	}))
+	defer srv.Close()
+	p := &Prometheus{Address: srv.URL, Client: srv.Client()}
+	at := time.Unix(1700000000, 500e6)
+	if v, ok, err := p.Query(t.Context(), "one", at); err != nil || !ok || v != 42 || gotTime != "1700000000.500" {
+		t.Errorf("one: %v %v %v (time=%s)", v, ok, err, gotTime)
+	}
+	if _, ok, err := p.Query(t.Context(), "none", at); err != nil || ok {
+		t.Errorf("none: %v %v", ok, err)
+	}
+	for _, q := range []string{"two", "bad"} {
+		if _, _, err := p.Query(t.Context(), q, at); err == nil {
+			t.Errorf("%s: no error", q)
+		}
 	}
 }
