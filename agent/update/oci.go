@@ -74,6 +74,7 @@ type ociSource struct {
 	mu         sync.Mutex
 	transports map[string]http.RoundTripper // by repository
 	checked    map[string]*ociManifest      // release artifacts, by digest
+	blobs      map[string][]byte            // the channel's last blobs, by digest (immutable)
 }
 
 func newOCISource(ref string, client *http.Client) (*ociSource, error) {
@@ -84,7 +85,7 @@ func newOCISource(ref string, client *http.Client) (*ociSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("channel location oci://%s: %w (want oci://host[:port]/repository:tag)", ref, err)
 	}
-	return &ociSource{tag: tag, client: client, transports: map[string]http.RoundTripper{}, checked: map[string]*ociManifest{}}, nil
+	return &ociSource{tag: tag, client: client, transports: map[string]http.RoundTripper{}, checked: map[string]*ociManifest{}, blobs: map[string][]byte{}}, nil
 }
 
 func (s *ociSource) String() string { return "oci://" + s.tag.String() }
@@ -158,10 +159,26 @@ func (s *ociSource) Channel(ctx context.Context) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	fresh := map[string][]byte{}
+	defer func() {
+		s.mu.Lock()
+		s.blobs = fresh // keep only the current edition's
+		s.mu.Unlock()
+	}()
 	get := func(file string, limit int64) ([]byte, error) {
 		d, ok := m.file(file)
 		if !ok {
 			return nil, fmt.Errorf("%s has no %s", s, file)
+		}
+		// A blob is immutable: a process that checks again (the fleet
+		// simulation's hosts) fetches only the manifest while the tag
+		// does not move.
+		s.mu.Lock()
+		data, ok := s.blobs[d.Digest]
+		s.mu.Unlock()
+		if ok {
+			fresh[d.Digest] = data
+			return data, nil
 		}
 		data, err := getSmall(ctx, c, blobURL(repo, d.Digest), nil, limit)
 		if err != nil {
@@ -170,6 +187,7 @@ func (s *ociSource) Channel(ctx context.Context) ([]byte, []byte, error) {
 		if sum := sha256.Sum256(data); "sha256:"+hex.EncodeToString(sum[:]) != d.Digest {
 			return nil, fmt.Errorf("%w: %s of %s is not blob %s", ErrDigest, file, s, d.Digest)
 		}
+		fresh[d.Digest] = data
 		return data, nil
 	}
 	data, err := get(ChannelFile, maxChannelSize)

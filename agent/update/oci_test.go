@@ -34,6 +34,18 @@ func TestOCIRoundTrip(t *testing.T) {
 	if _, err := u.Apply(t.Context()); err != nil || len(h.activated) != 1 {
 		t.Fatalf("apply from the registry: %v, activated %v", err, h.activated)
 	}
+	// Checking again reuses the channel's blobs while the tag stays; a new
+	// edition at the tag is fetched.
+	if p, err := u.Check(t.Context()); err != nil || p.Channel.Serial != f.ch.Serial {
+		t.Fatalf("second check: %v", err)
+	}
+	f.ch.Serial++
+	if err := Publish(t.Context(), f.ch, f.key, Outputs{OCI: host + "/aegisbpf/test"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := u.Check(t.Context()); err != nil || p.Channel.Serial != f.ch.Serial {
+		t.Fatalf("check of a new edition: %v %+v", err, p)
+	}
 	for _, bad := range []string{"oci://" + host + "/aegisbpf/test@sha256:" + strings.Repeat("0", 64), "oci://Bad Name:x", "ftp://x/y"} {
 		if _, err := NewSource(bad, nil); err == nil {
 			t.Errorf("NewSource(%q) accepted it", bad)
