@@ -27,7 +27,7 @@ import (
 
 var (
 	hostCount = flag.Int("fleet.hosts", 1000, "updater processes in the simulation")
-	scrape    = flag.Duration("fleet.scrape", 2*time.Second, "Prometheus' scrape interval")
+	scrape    = flag.Duration("fleet.scrape", 4*time.Second, "Prometheus' scrape interval")
 	keep      = flag.Bool("fleet.keep", false, "keep the simulation's files (hosts, servers' logs) for a post-mortem")
 	interval  = flag.Duration("fleet.interval", 10*time.Second, "each host's time between runs, and the most its random delay adds")
 )
@@ -234,10 +234,7 @@ func newSim(t *testing.T) *sim {
 		}
 		logf, err := os.Create(filepath.Join(h.dir, "log"))
 		must(t, err)
-		// The hosts run niced: in a fleet the registry, nginx and
-		// Prometheus are other machines; here they share two cores with
-		// a thousand processes and must not starve.
-		h.cmd = exec.Command("nice", "-n", "10", fleethost, "-dir", h.dir, "-machine-id", h.id, "-channel", loc, "-keys", s.keysDir,
+		h.cmd = exec.Command(fleethost, "-dir", h.dir, "-machine-id", h.id, "-channel", loc, "-keys", s.keysDir,
 			"-port-file", filepath.Join(h.dir, "port"), "-fail", v3, "-interval", (*interval).String(), "-jitter", (*interval).String())
 		h.cmd.Env = append(os.Environ(), "GOMAXPROCS=1", "GOGC=200")
 		h.cmd.Stdout, h.cmd.Stderr = logf, logf
