@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"github.com/aegisbpf/aegisbpf/agent/atomicfile"
+	"github.com/aegisbpf/aegisbpf/image/layer"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,7 +65,7 @@ func stage(ctx context.Context, src Source, r *Release, dir string, reserve int6
 func fetchFile(ctx context.Context, src Source, r *Release, f File, dir string) error {
 	final := filepath.Join(dir, f.Name)
 	if fi, err := os.Stat(final); err == nil && fi.Size() == f.Size {
-		if sum, err := fileSHA256(final); err == nil && sum == f.SHA256 {
+		if _, sum, err := layer.HashFile(final); err == nil && sum == f.SHA256 {
 			return nil
 		}
 	}
@@ -147,19 +148,6 @@ func hashPrefix(f *os.File, h hash.Hash, size int64) (int64, error) {
 		return 0, fmt.Errorf("reading the partial download: %w", err)
 	}
 	return n, nil
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // clearStaging removes every staged release but keep.

@@ -50,15 +50,11 @@ func NewRelease(dir string, ring keys.Ring, fractions []float64, start time.Time
 	slices.Sort(names)
 	for _, n := range names {
 		p := filepath.Join(filepath.Dir(mpath), n)
-		fi, err := os.Stat(p)
+		size, sum, err := layer.HashFile(p)
 		if err != nil {
 			return nil, "", err
 		}
-		sum, err := fileSHA256(p)
-		if err != nil {
-			return nil, "", err
-		}
-		r.Files = append(r.Files, File{Name: n, Size: fi.Size(), SHA256: sum})
+		r.Files = append(r.Files, File{Name: n, Size: size, SHA256: sum})
 	}
 	for i, f := range fractions {
 		w := Wave{Fraction: f}

@@ -41,16 +41,14 @@ type State struct {
 	Hold bool   `json:"hold,omitempty"`
 	Pin  string `json:"pin,omitempty"`
 	// Current is the version the slots run, as of the last check.
-	Current       string `json:"current,omitempty"`
-	CurrentSerial uint64 `json:"current_serial,omitempty"`
+	Current string `json:"current,omitempty"`
 	// Available is the newest release of the channel above Current that
 	// is not halted, with this host's position in its rollout and
 	// whether its wave is open.
-	Available       string  `json:"available,omitempty"`
-	AvailableSerial uint64  `json:"available_serial,omitempty"`
-	Position        float64 `json:"position,omitempty"`
-	WaveOpen        bool    `json:"wave_open,omitempty"`
-	LastCheck       *Check  `json:"last_check,omitempty"`
+	Available string  `json:"available,omitempty"`
+	Position  float64 `json:"position,omitempty"`
+	WaveOpen  bool    `json:"wave_open,omitempty"`
+	LastCheck *Check  `json:"last_check,omitempty"`
 	// Releases counts, per version, what the updater did with it.
 	Releases map[string]*Record `json:"releases,omitempty"`
 }

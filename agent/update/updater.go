@@ -154,7 +154,7 @@ func (u *Updater) check(ctx context.Context, s *State) (*Plan, error) {
 	if err != nil {
 		return fail(ResultFailed, fmt.Errorf("reading the slots: %w", err))
 	}
-	s.Current, s.CurrentSerial = inst.Version, inst.Serial
+	s.Current = inst.Version
 	for _, v := range inst.Bad { // rolled back after an earlier run returned (a reboot, a later failure)
 		if rec := s.Releases[v]; rec != nil && rec.Bad == "" {
 			rec.Rollbacks++
@@ -180,9 +180,9 @@ func (u *Updater) check(ctx context.Context, s *State) (*Plan, error) {
 	}
 	s.Channel = seen
 	p := plan(s, c, inst, u.MachineID, now)
-	s.Available, s.AvailableSerial, s.Position, s.WaveOpen = "", 0, 0, false
+	s.Available, s.Position, s.WaveOpen = "", 0, false
 	if p.Newest != nil {
-		s.Available, s.AvailableSerial, s.Position = p.Newest.Version, p.Newest.Serial, p.Position
+		s.Available, s.Position = p.Newest.Version, p.Position
 		s.WaveOpen = p.Position < p.Open
 	}
 	s.LastCheck = &Check{Time: now.UTC(), Result: p.Result, Detail: p.Detail}
@@ -291,8 +291,8 @@ func (u *Updater) apply(ctx context.Context, s *State, p *Plan) error {
 		u.say("%s", s.LastCheck.Detail)
 		return fmt.Errorf("%s rolled back: %s", r.Version, out.Detail)
 	}
-	s.Current, s.CurrentSerial = r.Version, r.Serial
-	s.Available, s.AvailableSerial, s.Position, s.WaveOpen = "", 0, 0, false
+	s.Current = r.Version
+	s.Available, s.Position, s.WaveOpen = "", 0, false
 	s.LastCheck = &Check{Time: u.now().UTC(), Result: ResultInstalled, Detail: fmt.Sprintf("%s installed and kept: %s", r.Version, out.Detail)}
 	u.say("%s", s.LastCheck.Detail)
 	return nil

@@ -195,7 +195,7 @@ func build(ctx context.Context, o *BuildOptions, work string, files []layerFile,
 	if err := padToBlock(erofsTmp); err != nil {
 		return nil, err
 	}
-	erofsSize, erofsSum, err := hashFile(erofsTmp)
+	erofsSize, erofsSum, err := HashFile(erofsTmp)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +213,7 @@ func build(ctx context.Context, o *BuildOptions, work string, files []layerFile,
 	if err != nil {
 		return nil, err
 	}
-	veritySize, veritySum, err := hashFile(verityTmp)
+	veritySize, veritySum, err := HashFile(verityTmp)
 	if err != nil {
 		return nil, err
 	}
@@ -312,8 +312,8 @@ func padToBlock(p string) error {
 	return nil
 }
 
-// hashFile returns the size and hex SHA-256 of a file.
-func hashFile(p string) (int64, string, error) {
+// HashFile returns the size and hex SHA-256 of a file.
+func HashFile(p string) (int64, string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return 0, "", err
